@@ -1,0 +1,14 @@
+import type { Knex } from 'knex';
+import * as m001 from './001_initial';
+
+/**
+ * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
+ * a bundler without knex having to load .ts files from disk by itself.
+ */
+const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [['001_initial', m001]];
+
+export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {
+  getMigrations: async () => [...MIGRATIONS],
+  getMigrationName: ([name]) => name,
+  getMigration: async ([, migration]) => migration,
+};

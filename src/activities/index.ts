@@ -1,0 +1,24 @@
+import type { Knex } from 'knex';
+import type { Logger } from '../logger';
+import type { PspClient } from '../psp/client';
+import type { RiskProvider } from '../domain/risk';
+import { createOrderActivities } from './order';
+import { createPaymentActivities } from './payment';
+
+export interface ActivityDeps {
+  db: Knex;
+  psp: PspClient;
+  risk: RiskProvider;
+  log: Logger;
+}
+
+/** Every activity, built from clients passed in (never created inside an activity). */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createPaymentActivities(deps),
+    ...createOrderActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { ChargeOutcome, PaymentSummary, RiskOutcome } from './types';

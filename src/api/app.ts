@@ -1,0 +1,53 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Knex } from 'knex';
+import type { Client } from '@temporalio/client';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../logger';
+import { LIMITS } from '../config';
+import { authenticate } from './auth';
+import { errorHandler, notFound } from './errors';
+import { healthRouter } from './health';
+import { httpMetrics, paymentStatusGauge } from './metrics';
+import { openApiDocument } from './openapi';
+import { paymentsRouter } from './payments';
+import { rateLimit } from './rate-limit';
+
+export interface AppDeps {
+  db: Knex;
+  temporal: Client;
+  task_queue: string;
+  log: Logger;
+  registry: Registry;
+  commission_bps: number;
+  rate_limit: { per_s: number; burst: number };
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(helmet());
+  app.use(httpMetrics(deps.registry));
+  paymentStatusGauge(deps.registry, deps.db);
+
+  app.use('/healthz', healthRouter(deps.db, deps.temporal));
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  const openapi = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticate(deps.db));
+  v1.use(rateLimit(deps.rate_limit));
+  v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
+  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter: { db: deps.db, temporal: deps.temporal, task_queue: deps.task_queue, log: deps.log } }));
+  app.use('/v1', v1);
+
+  app.use(notFound);
+  app.use(errorHandler(deps.log));
+  return app;
+}

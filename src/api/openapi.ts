@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../domain/errors';
+import { CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource } from './schemas';
+
+const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
+
+function errorResponses(statuses: Record<string, string>) {
+  return Object.fromEntries(
+    Object.entries(statuses).map(([status, description]) => [status, { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+  );
+}
+
+/** The OpenAPI 3.1 contract, generated from the same zod schemas that validate requests. */
+export function openApiDocument() {
+  const idempotencyKey = {
+    name: 'Idempotency-Key',
+    in: 'header',
+    required: true,
+    description: 'Client-chosen key (UUID recommended, ≤ 255 chars). Same key + same body replays the first response with `Idempotent-Replayed: true`; a different body → 422 `idempotency_key_reused`; while the first request is in flight → 409 `idempotency_key_in_use` (Stripe\'s choice; the seed book says 429).',
+    schema: { type: 'string', maxLength: 255 },
+  };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'payment-orchestrator', version: '0.1.0', description: 'Marketplace pay-in API. Amounts are decimal strings in the currency\'s units.' },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Merchant API key' } },
+      schemas: {
+        CreatePayment: schema(CreatePaymentBody, 'input'),
+        Payment: schema(PaymentResource),
+        PaymentList: schema(PaymentList),
+        Error: { ...schema(ErrorResponse), description: `Error codes: ${Object.keys(ERROR_CODES).join(', ')}` },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/payments': {
+        post: {
+          summary: 'Create a payment event (one checkout, one order per seller)',
+          parameters: [idempotencyKey],
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreatePayment' } } } },
+          responses: {
+            '201': { description: 'Created (or replayed)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } },
+            ...errorResponses({ '400': 'Invalid request', '401': 'Missing or invalid API key', '409': 'Idempotency key in use', '413': 'Body too large', '422': 'Idempotency key reused with a different body', '429': 'Rate limited (see Retry-After)' }),
+          },
+        },
+        get: {
+          summary: 'List your payments, newest first (cursor pagination)',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page' },
+          ],
+          responses: { '200': { description: 'A page', content: { 'application/json': { schema: { $ref: '#/components/schemas/PaymentList' } } } }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/payments/{id}': {
+        get: {
+          summary: 'A payment with every order\'s status',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The payment', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) },
+        },
+      },
+      '/healthz': { get: { summary: 'PostgreSQL and Temporal reachability', security: [], responses: { '200': { description: 'Healthy' }, '503': { description: 'A dependency is down' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Metrics text' } } } },
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { Router } from 'express';
+import type { Knex } from 'knex';
+import type { Logger } from '../logger';
+import { merchantOf } from './auth';
+import { parseWith } from './errors';
+import { CreatePaymentBody, ListPaymentsQuery } from './schemas';
+import { getPayment, insertPayment, listPayments, validatePayment } from '../services/payments';
+import { requestHash, runIdempotent, validateIdempotencyKey } from '../services/idempotency';
+import { tryStartPaymentWorkflow, type StarterDeps } from '../services/workflow-starter';
+
+export interface PaymentsRouterDeps {
+  db: Knex;
+  log: Logger;
+  starter: StarterDeps;
+  commission_bps: number;
+}
+
+export function paymentsRouter({ db, log, starter, commission_bps }: PaymentsRouterDeps): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const merchant = merchantOf(res);
+    const key = validateIdempotencyKey(req.header('idempotency-key'));
+    // Everything is validated before anything is written.
+    const valid = validatePayment(parseWith(CreatePaymentBody, req.body));
+    const scope = { merchant_id: merchant.merchant_id, key, request_hash: requestHash('POST', '/v1/payments', req.body) };
+    const result = await runIdempotent(db, scope, async (trx) => {
+      const payment_id = await insertPayment(trx, merchant.merchant_id, valid, commission_bps);
+      return { status: 201, body: await getPayment(trx, merchant.merchant_id, payment_id), payment_id };
+    });
+    // Also on a replay: if the first request died before starting the workflow, this heals it.
+    if (result.payment_id !== null) await tryStartPaymentWorkflow(starter, result.payment_id);
+    log.info({ merchant_id: merchant.merchant_id, payment_id: result.payment_id, replayed: result.replayed }, 'payment accepted');
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(result.status).json(result.body);
+  });
+
+  router.get('/', async (req, res) => {
+    const query = parseWith(ListPaymentsQuery, req.query);
+    res.json(await listPayments(db, merchantOf(res).merchant_id, query.limit, query.starting_after));
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(await getPayment(db, merchantOf(res).merchant_id, String(req.params.id)));
+  });
+
+  return router;
+}

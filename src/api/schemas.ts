@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { LIMITS } from '../config';
+import { ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/status';
+
+// Request and response shapes. The OpenAPI document is generated from these (src/api/openapi.ts).
+
+const DecimalAmount = z.string().describe('Decimal string in the currency\'s units, e.g. "12.34" (USD) or "1000" (JPY); never a JSON number');
+
+export const CreatePaymentBody = z.strictObject({
+  buyer: z.strictObject({
+    id: z.string().min(1).max(255),
+    email: z.email().max(320).optional(),
+  }),
+  currency: z.string().describe('ISO 4217 code, upper case'),
+  orders: z
+    .array(z.strictObject({ seller_id: z.string().min(1).max(255), amount: DecimalAmount }))
+    .min(1)
+    .max(LIMITS.orders_per_payment_max)
+    .describe('One order per seller'),
+  payment_method: z.string().min(1).max(255).optional().describe('A PSP token (e.g. tok_success); never a card number'),
+  metadata: z.record(z.string().min(1).max(40), z.string().max(LIMITS.metadata_value_chars_max)).optional(),
+});
+export type CreatePaymentBody = z.infer<typeof CreatePaymentBody>;
+
+export const ListPaymentsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(LIMITS.page_size_max).default(LIMITS.page_size_default),
+  starting_after: z.string().min(1).max(100).optional().describe('Cursor: the id of the last payment of the previous page'),
+});
+
+export const OrderResource = z.object({
+  id: z.string(),
+  object: z.literal('payment_order'),
+  seller_id: z.string(),
+  amount: z.string(),
+  currency: z.string(),
+  status: z.enum(ORDER_STATUSES),
+  wallet_updated: z.boolean(),
+  ledger_updated: z.boolean(),
+  psp_reference: z.string().nullable(),
+  failure_code: z.string().nullable(),
+  failure_message: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const PaymentResource = z.object({
+  id: z.string(),
+  object: z.literal('payment'),
+  status: z.enum(PAYMENT_STATUSES),
+  currency: z.string(),
+  amount: z.string(),
+  buyer: z.object({ id: z.string(), email: z.string().nullable() }),
+  metadata: z.record(z.string(), z.string()),
+  failure_code: z.string().nullable(),
+  failure_message: z.string().nullable(),
+  workflow_id: z.string(),
+  orders: z.array(OrderResource),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+export type PaymentResource = z.infer<typeof PaymentResource>;
+
+export const PaymentList = z.object({
+  object: z.literal('list'),
+  data: z.array(PaymentResource),
+  has_more: z.boolean(),
+  next_cursor: z.string().nullable(),
+});
+
+export const ErrorResponse = z.object({
+  error: z.object({ type: z.string(), code: z.string(), message: z.string(), param: z.string().optional() }),
+});

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/**
+ * Every env var the processes read, validated in one place. A bad value stops the process at
+ * start-up with the variable's name, rather than failing later in a request.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.string().url();
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: url.default('postgres://postgres@127.0.0.1:5432/payments'),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).max(200).default('payments'),
+  TEMPORAL_UI_URL: url.default('http://127.0.0.1:8233'),
+  API_PORT: port.default(3000),
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  PSP_URL: url.default('http://127.0.0.1:3100'),
+  PSP_API_KEY: z.string().min(8).default('psk_test_sandbox'),
+  PSP_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
+  COMMISSION_BPS: z.coerce.number().int().min(0).max(10_000).default(300),
+  // Risk rules: "USD:10000.00,EUR:9000.00" caps one payment per currency; blocked buyers by id.
+  RISK_MAX_AMOUNT: z.string().default('USD:50000.00,EUR:50000.00,GBP:50000.00,JPY:5000000,KRW:50000000'),
+  RISK_BLOCKED_BUYERS: z.string().default(''),
+  RATE_LIMIT_PER_S: z.coerce.number().int().min(1).max(100_000).default(100),
+  RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(100_000).default(200),
+  RELAY_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
+  RELAY_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(3_000),
+  WORKER_METRICS_PORT: port.default(9464),
+  DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid environment: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Hard limits (TigerBeetle style): everything that can grow has a named bound. */
+export const LIMITS = {
+  body_bytes_max: 64 * 1024,
+  orders_per_payment_max: 100,
+  idempotency_key_chars_max: 255,
+  idempotency_lock_ms: 60_000,
+  metadata_keys_max: 20,
+  metadata_value_chars_max: 500,
+  page_size_default: 20,
+  page_size_max: 100,
+  amount_digits_max: 18,
+  relay_batch_max: 100,
+} as const;

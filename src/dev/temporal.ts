@@ -1,0 +1,91 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1'; // later tags carry a `replace` directive `go install` refuses
+
+function executable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function goBin(): string | null {
+  try {
+    return path.join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin');
+  } catch {
+    return null;
+  }
+}
+
+/** `temporal` from TEMPORAL_CLI, PATH, or $(go env GOPATH)/bin — null when none is there. */
+export function findTemporalCli(): string | null {
+  const explicit = process.env.TEMPORAL_CLI;
+  if (explicit) {
+    if (!executable(explicit)) throw new Error(`TEMPORAL_CLI=${explicit} is not an executable file`);
+    return explicit;
+  }
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), goBin()].filter((d): d is string => !!d);
+  return dirs.map((d) => path.join(d, 'temporal')).find(executable) ?? null;
+}
+
+/** Finds the CLI or builds it from source with Go (no binary downloads on this network). */
+export function ensureTemporalCli(log: (msg: string) => void): string {
+  const found = findTemporalCli();
+  if (found !== null) return found;
+  const bin = goBin();
+  if (bin === null) {
+    throw new Error('the Temporal CLI is missing and Go is not installed to build it: install Go ≥ 1.24 (https://go.dev/dl) or put `temporal` on PATH, or set TEMPORAL_ADDRESS to use an existing cluster');
+  }
+  log(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} from source (first time only, takes a few minutes)…`);
+  execFileSync('go', ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], { stdio: 'inherit' });
+  const built = path.join(bin, 'temporal');
+  if (!executable(built)) throw new Error(`go install finished but ${built} is missing`);
+  return built;
+}
+
+export interface DevServerOptions {
+  cli: string;
+  port: number;
+  ui_port: number | null; // null: headless
+  db_filename: string | null; // null: in memory
+  log_file?: string;
+}
+
+export function startDevServer(opts: DevServerOptions): ChildProcess {
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
+  args.push(...(opts.ui_port === null ? ['--headless'] : ['--ui-port', String(opts.ui_port)]));
+  if (opts.db_filename !== null) {
+    fs.mkdirSync(path.dirname(opts.db_filename), { recursive: true });
+    args.push('--db-filename', opts.db_filename);
+  }
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
+  const out = opts.log_file === undefined ? 'inherit' : fs.openSync(opts.log_file, 'a');
+  return spawn(opts.cli, args, { stdio: ['ignore', out, out] });
+}
+
+/** Waits until the frontend answers gRPC (the SDK's own test env gives up after 5 s; we wait longer). */
+export async function waitForTemporal(address: string, timeout_ms = 120_000): Promise<void> {
+  const deadline = Date.now() + timeout_ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace: 'default' });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      last = (err as Error).message;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  throw new Error(`Temporal at ${address} not ready after ${timeout_ms} ms: ${last}`);
+}

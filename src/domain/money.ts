@@ -1,0 +1,85 @@
+import cc from 'currency-codes';
+import { assert } from './assert';
+import { AppError } from './errors';
+import { LIMITS } from '../config';
+
+/**
+ * Money is bigint minor units plus an ISO 4217 code. Decimal strings exist only at boundaries
+ * (HTTP, Temporal payloads, CSV); no JS number ever holds an amount.
+ */
+export interface Money {
+  amount_minor: bigint;
+  currency: string;
+}
+
+// Codes that are not money a buyer can pay with: precious metals, fund codes, testing, "no currency".
+const NOT_PAYABLE = new Set([
+  'XAG', 'XAU', 'XBA', 'XBB', 'XBC', 'XBD', 'XDR', 'XPD', 'XPT', 'XSU', 'XTS', 'XUA', 'XXX',
+  'BOV', 'CHE', 'CHW', 'CLF', 'COU', 'MXV', 'USN', 'UYI', 'UYW',
+]);
+
+export function currencyExponent(currency: string): number {
+  const entry = /^[A-Z]{3}$/.test(currency) && !NOT_PAYABLE.has(currency) ? cc.code(currency) : undefined;
+  if (entry === undefined) throw new AppError('invalid_currency', `unknown currency: ${currency}`, 'currency');
+  assert(Number.isInteger(entry.digits) && entry.digits >= 0 && entry.digits <= 4, 'currency exponent in range');
+  return entry.digits;
+}
+
+export function isCurrency(currency: string): boolean {
+  try {
+    currencyExponent(currency);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const DECIMAL = /^(0|[1-9][0-9]*)(?:\.([0-9]+))?$/;
+
+/**
+ * "12.34" USD → 1234n. Fewer decimals than the exponent are allowed ("12.3" → 1230n); more are
+ * refused, as are signs, exponents, whitespace and more than 18 digits (int8 range).
+ */
+export function parseAmount(text: string, currency: string, param = 'amount'): bigint {
+  const exponent = currencyExponent(currency);
+  const match = DECIMAL.exec(text);
+  if (match === null) throw new AppError('invalid_amount', `amount must be a decimal string like "12.34", got ${JSON.stringify(text)}`, param);
+  const whole = match[1] ?? '';
+  const fraction = match[2] ?? '';
+  if (fraction.length > exponent) {
+    throw new AppError('invalid_amount', `${currency} allows at most ${exponent} decimal places`, param);
+  }
+  const digits = (whole + fraction.padEnd(exponent, '0')).replace(/^0+(?=\d)/, '');
+  if (digits.length > LIMITS.amount_digits_max) throw new AppError('invalid_amount', 'amount is too large', param);
+  return BigInt(digits);
+}
+
+/** 1234n USD → "12.34"; 1000n JPY → "1000". */
+export function formatAmount(amount_minor: bigint, currency: string): string {
+  const exponent = currencyExponent(currency);
+  const negative = amount_minor < 0n;
+  const digits = (negative ? -amount_minor : amount_minor).toString().padStart(exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - exponent);
+  const fraction = exponent === 0 ? '' : `.${digits.slice(digits.length - exponent)}`;
+  return `${negative ? '-' : ''}${whole}${fraction}`;
+}
+
+/** Integer division rounded half to even (banker's rounding), for non-negative operands. */
+export function divideHalfEven(numerator: bigint, denominator: bigint): bigint {
+  assert(numerator >= 0n && denominator > 0n, 'divideHalfEven takes non-negative numerator, positive denominator');
+  const quotient = numerator / denominator;
+  const twice_remainder = (numerator % denominator) * 2n;
+  if (twice_remainder > denominator) return quotient + 1n;
+  if (twice_remainder < denominator) return quotient;
+  return quotient % 2n === 0n ? quotient : quotient + 1n;
+}
+
+/** Splits a captured amount into the platform's commission and the seller's share; parts sum to the whole. */
+export function splitCommission(amount_minor: bigint, commission_bps: number): { commission_minor: bigint; seller_minor: bigint } {
+  assert(amount_minor > 0n, 'captured amount is positive');
+  assert(Number.isInteger(commission_bps) && commission_bps >= 0 && commission_bps <= 10_000, 'commission bps in 0..10000');
+  const commission_minor = divideHalfEven(amount_minor * BigInt(commission_bps), 10_000n);
+  const seller_minor = amount_minor - commission_minor;
+  assert(commission_minor + seller_minor === amount_minor && seller_minor >= 0n, 'commission split sums to amount');
+  return { commission_minor, seller_minor };
+}

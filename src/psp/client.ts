@@ -1,0 +1,150 @@
+import { z } from 'zod';
+
+/**
+ * Adapter for our PSP's HTTP API (the sandbox PSP speaks the same shape). Failures are classified
+ * here, at the boundary; callers see three classes and never HTTP details:
+ * - definitive: the PSP answered and the answer is final (invalid request) — do not retry;
+ * - retryable: nothing happened (5xx, 429, connection refused) — retry, honour Retry-After;
+ * - unknown_outcome: the request may have reached the PSP (timeout, reset) — ask before retrying.
+ * A card decline is not an error: it is a charge whose status is `failed`.
+ */
+export type PspFailureKind = 'definitive' | 'retryable' | 'unknown_outcome';
+
+export class PspError extends Error {
+  constructor(
+    readonly kind: PspFailureKind,
+    readonly code: string,
+    message: string,
+    readonly retry_after_s?: number,
+  ) {
+    super(message);
+    this.name = 'PspError';
+  }
+}
+
+export const PspChargeSchema = z.object({
+  id: z.string(),
+  amount: z.string().regex(/^[0-9]+$/),
+  currency: z.string().length(3),
+  status: z.enum(['succeeded', 'failed', 'pending']),
+  failure_code: z.string().nullable(),
+  failure_message: z.string().nullable(),
+  fee: z.string().regex(/^[0-9]+$/),
+  order_reference: z.string(),
+  idempotency_key: z.string(),
+});
+export type PspCharge = z.infer<typeof PspChargeSchema>;
+
+export interface CreateChargeInput {
+  idempotency_key: string;
+  order_reference: string;
+  amount_minor: bigint;
+  currency: string;
+  payment_method: string;
+}
+
+export interface PspClient {
+  createCharge(input: CreateChargeInput): Promise<PspCharge>;
+  findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null>;
+  getCharge(charge_id: string): Promise<PspCharge>;
+}
+
+const ErrorBodySchema = z.object({
+  error: z.object({ type: z.string(), code: z.string().optional(), message: z.string().optional(), charge: z.unknown().optional() }),
+});
+const ListSchema = z.object({ data: z.array(PspChargeSchema) });
+
+export function createPspClient(opts: { base_url: string; api_key: string; timeout_ms: number }): PspClient {
+  async function call(method: 'GET' | 'POST', path: string, body?: unknown, idempotency_key?: string): Promise<Reply> {
+    const headers: Record<string, string> = { authorization: `Bearer ${opts.api_key}`, accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (idempotency_key !== undefined) headers['idempotency-key'] = idempotency_key;
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, opts.base_url), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(opts.timeout_ms),
+      });
+    } catch (err) {
+      throw classifyNetworkError(err, method);
+    }
+    const text = await res.text();
+    return { status: res.status, json: parseJson(text, res.status), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) };
+  }
+
+  return {
+    async createCharge(input) {
+      const body = {
+        amount: input.amount_minor.toString(),
+        currency: input.currency,
+        payment_method: input.payment_method,
+        order_reference: input.order_reference,
+      };
+      const reply = await call('POST', '/v1/charges', body, input.idempotency_key);
+      if (reply.status === 200 || reply.status === 201) return PspChargeSchema.parse(reply.json);
+      if (reply.status === 402) return declinedCharge(reply.json);
+      throw classifyHttpError(reply);
+    },
+    async findChargeByIdempotencyKey(idempotency_key) {
+      const reply = await call('GET', `/v1/charges?idempotency_key=${encodeURIComponent(idempotency_key)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      const list = ListSchema.parse(reply.json).data;
+      // Several charges for one key would mean the PSP broke idempotency; the earliest is the one
+      // our records should point at, and the duplicate is for reconciliation to surface.
+      return list[0] ?? null;
+    },
+    async getCharge(charge_id) {
+      const reply = await call('GET', `/v1/charges/${encodeURIComponent(charge_id)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspChargeSchema.parse(reply.json);
+    },
+  };
+}
+
+function parseJson(text: string, status: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new PspError(status >= 500 ? 'retryable' : 'definitive', 'psp_bad_response', `PSP answered ${status} with non-JSON`);
+  }
+}
+
+function declinedCharge(json: unknown): PspCharge {
+  const parsed = ErrorBodySchema.parse(json);
+  return PspChargeSchema.parse(parsed.error.charge);
+}
+
+interface Reply {
+  status: number;
+  json: unknown;
+  retry_after_s: number | undefined;
+}
+
+const RETRY_AFTER_MAX_S = 300;
+
+function parseRetryAfter(header: string | null): number | undefined {
+  if (header === null || !/^[0-9]{1,6}$/.test(header.trim())) return undefined;
+  return Math.min(Number(header.trim()), RETRY_AFTER_MAX_S);
+}
+
+function classifyHttpError({ status, json, retry_after_s }: Reply): PspError {
+  const parsed = ErrorBodySchema.safeParse(json);
+  const code = parsed.success ? (parsed.data.error.code ?? parsed.data.error.type) : 'psp_error';
+  const message = parsed.success ? (parsed.data.error.message ?? code) : `PSP answered ${status}`;
+  if (status === 429 || status >= 500) return new PspError('retryable', code, message, retry_after_s);
+  return new PspError('definitive', code, message);
+}
+
+function classifyNetworkError(err: unknown, method: string): PspError {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  const code = cause?.code ?? (err as Error).name;
+  // Refused or unresolvable: the request never left us, so nothing can have happened at the PSP.
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new PspError('retryable', 'psp_unreachable', `PSP unreachable (${code})`);
+  }
+  // A GET changes nothing, so not knowing its outcome is just a retry.
+  const kind: PspFailureKind = method === 'GET' ? 'retryable' : 'unknown_outcome';
+  return new PspError(kind, 'psp_no_answer', `PSP did not answer (${code})`);
+}

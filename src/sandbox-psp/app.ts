@@ -1,0 +1,425 @@
+import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { Knex } from '../db';
+import type { Logger } from '../logger';
+import type { SandboxConfig } from './config';
+import {
+  countCharges,
+  findOrInsertCharge,
+  getCharge,
+  insertCharge,
+  listCharges,
+  ping,
+  type ChargeFilter,
+  type ChargeStatus,
+  type NewCharge,
+  type StoredCharge,
+} from './store';
+
+/**
+ * The sandbox PSP's HTTP surface: a small Stripe-like charges API our payment app calls over
+ * the network, plus test-only introspection under /_sandbox. Amounts cross the wire as digit
+ * strings in minor units and are bigint inside.
+ */
+
+export const SANDBOX_LIMITS = {
+  body_bytes_max: 16 * 1024,
+  idempotency_key_chars_max: 255,
+  amount_digits_max: 18,
+  payment_method_chars_max: 255,
+  order_reference_chars_max: 255,
+  metadata_keys_max: 20,
+  metadata_key_chars_max: 40,
+  metadata_value_chars_max: 500,
+  // Both filters (idempotency key, order reference) are at most 255 characters when stored.
+  filter_value_chars_max: 255,
+  health_timeout_ms: 2_000,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Errors: one class, a closed set of codes, and the only place that picks HTTP statuses.
+
+type ErrorType = 'invalid_request_error' | 'authentication_error' | 'idempotency_error' | 'card_error' | 'api_error';
+
+const ERROR_CODES = {
+  invalid_api_key: { type: 'authentication_error', status: 401 },
+  idempotency_key_invalid: { type: 'invalid_request_error', status: 400 },
+  parameter_invalid: { type: 'invalid_request_error', status: 400 },
+  invalid_json: { type: 'invalid_request_error', status: 400 },
+  body_too_large: { type: 'invalid_request_error', status: 413 },
+  invalid_payment_method: { type: 'invalid_request_error', status: 400 },
+  idempotency_key_reused: { type: 'idempotency_error', status: 400 },
+  card_declined: { type: 'card_error', status: 402 },
+  insufficient_funds: { type: 'card_error', status: 402 },
+  resource_missing: { type: 'invalid_request_error', status: 404 },
+  route_not_found: { type: 'invalid_request_error', status: 404 },
+  internal_error: { type: 'api_error', status: 500 },
+} as const satisfies Record<string, { type: ErrorType; status: number }>;
+
+type ErrorCode = keyof typeof ERROR_CODES;
+
+export class SandboxError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly param?: string,
+    readonly charge?: ChargeJson,
+  ) {
+    super(message);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charges: test tokens, fees, wire shape.
+
+type FailureCode = 'card_declined' | 'insufficient_funds';
+
+interface Outcome {
+  status: ChargeStatus;
+  failure_code: FailureCode | null;
+  failure_message: string | null;
+}
+
+// A Map, not an object literal, so "constructor" or "__proto__" cannot pass as a token.
+const TOKEN_OUTCOMES: ReadonlyMap<string, Outcome> = new Map<string, Outcome>([
+  ['tok_success', { status: 'succeeded', failure_code: null, failure_message: null }],
+  ['tok_decline', { status: 'failed', failure_code: 'card_declined', failure_message: 'Your card was declined.' }],
+  [
+    'tok_insufficient_funds',
+    { status: 'failed', failure_code: 'insufficient_funds', failure_message: 'Your card has insufficient funds.' },
+  ],
+]);
+
+const BPS_PER_UNIT = 10_000n;
+
+/** n / d rounded half to even; n >= 0, d > 0. */
+function divideHalfEven(n: bigint, d: bigint): bigint {
+  const quotient = n / d;
+  const twice_remainder = (n % d) * 2n;
+  if (twice_remainder > d) return quotient + 1n;
+  if (twice_remainder === d && quotient % 2n === 1n) return quotient + 1n;
+  return quotient;
+}
+
+export function computeFeeMinor(amount_minor: bigint, fee_bps: number, fee_fixed_minor: bigint): bigint {
+  if (amount_minor <= 0n) throw new Error('assertion: fee asked for a non-positive amount');
+  const fee_minor = divideHalfEven(amount_minor * BigInt(fee_bps), BPS_PER_UNIT) + fee_fixed_minor;
+  // The fixed part alone can exceed a tiny charge; a PSP never takes more than it collected.
+  return fee_minor > amount_minor ? amount_minor : fee_minor;
+}
+
+export interface ChargeJson {
+  id: string;
+  object: 'charge';
+  amount: string;
+  currency: string;
+  status: ChargeStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  fee: string;
+  payment_method: string;
+  order_reference: string;
+  idempotency_key: string;
+  version: number;
+  created: number;
+}
+
+function toChargeJson(charge: StoredCharge): ChargeJson {
+  return {
+    id: charge.id,
+    object: 'charge',
+    amount: charge.amount_minor.toString(),
+    currency: charge.currency,
+    status: charge.status,
+    failure_code: charge.failure_code,
+    failure_message: charge.failure_message,
+    fee: charge.fee_minor.toString(),
+    payment_method: charge.payment_method,
+    order_reference: charge.order_reference,
+    idempotency_key: charge.idempotency_key,
+    version: charge.version,
+    created: Math.floor(charge.created_at.getTime() / 1000),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request validation.
+
+const ChargeBodySchema = z.strictObject({
+  amount: z
+    .string()
+    .regex(
+      new RegExp(`^[1-9][0-9]{0,${SANDBOX_LIMITS.amount_digits_max - 1}}$`),
+      `must be a positive integer in minor units: a string of 1 to ${SANDBOX_LIMITS.amount_digits_max} digits, ` +
+        'no leading zeros',
+    ),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a three-letter uppercase currency code'),
+  payment_method: z.string().min(1).max(SANDBOX_LIMITS.payment_method_chars_max),
+  order_reference: z.string().min(1).max(SANDBOX_LIMITS.order_reference_chars_max),
+  metadata: z
+    .record(
+      z.string().min(1).max(SANDBOX_LIMITS.metadata_key_chars_max),
+      z.string().max(SANDBOX_LIMITS.metadata_value_chars_max),
+    )
+    .refine((m) => Object.keys(m).length <= SANDBOX_LIMITS.metadata_keys_max, {
+      message: `must have at most ${SANDBOX_LIMITS.metadata_keys_max} keys`,
+    })
+    .optional(),
+});
+
+type ChargeBody = z.infer<typeof ChargeBodySchema>;
+
+function parseChargeBody(body: unknown): ChargeBody {
+  const parsed = ChargeBodySchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue === undefined) throw new SandboxError('parameter_invalid', 'invalid request body');
+  if (issue.code === 'unrecognized_keys') {
+    return invalidParam(issue.keys[0], `unknown parameter: ${issue.keys.join(', ')}`);
+  }
+  const param = issue.path.length > 0 ? issue.path.join('.') : undefined;
+  return invalidParam(param, param === undefined ? 'request body must be a JSON object' : issue.message);
+}
+
+function invalidParam(param: string | undefined, message: string): never {
+  throw new SandboxError('parameter_invalid', message, param);
+}
+
+function readIdempotencyKey(req: Request): string {
+  const key = req.get('Idempotency-Key');
+  if (key === undefined || key.length < 1 || key.length > SANDBOX_LIMITS.idempotency_key_chars_max) {
+    throw new SandboxError(
+      'idempotency_key_invalid',
+      `Idempotency-Key header is required, 1 to ${SANDBOX_LIMITS.idempotency_key_chars_max} characters`,
+    );
+  }
+  return key;
+}
+
+function outcomeFor(payment_method: string): Outcome {
+  const outcome = TOKEN_OUTCOMES.get(payment_method);
+  if (outcome === undefined) {
+    throw new SandboxError('invalid_payment_method', 'no such payment method token', 'payment_method');
+  }
+  return outcome;
+}
+
+/** A stable hash of what the request asks for: keys sorted, so field order does not matter. */
+function requestHash(body: ChargeBody): string {
+  const metadata =
+    body.metadata === undefined ? null : Object.entries(body.metadata).sort(([a], [b]) => (a < b ? -1 : 1));
+  const canonical = [body.amount, body.currency, body.payment_method, body.order_reference, metadata];
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** Exactly one of idempotency_key / order_reference, as a single non-empty string. */
+function parseFilter(query: Request['query']): ChargeFilter {
+  const idempotency_key = query['idempotency_key'];
+  const order_reference = query['order_reference'];
+  const usable = (v: unknown): v is string =>
+    typeof v === 'string' && v.length >= 1 && v.length <= SANDBOX_LIMITS.filter_value_chars_max;
+  if (usable(idempotency_key) && order_reference === undefined) return { idempotency_key };
+  if (usable(order_reference) && idempotency_key === undefined) return { order_reference };
+  return invalidParam(undefined, 'exactly one of idempotency_key or order_reference is required');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Middleware.
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Compares digests, not raw strings, so neither the content nor the length of the key leaks. */
+function requireApiKey(api_key: string) {
+  const expected = sha256(api_key);
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const match = /^Bearer (.+)$/.exec(req.get('Authorization') ?? '');
+    const given = match?.[1];
+    if (given === undefined || !timingSafeEqual(sha256(given), expected)) {
+      throw new SandboxError('invalid_api_key', 'invalid API key provided');
+    }
+    next();
+  };
+}
+
+/** One log line per request; headers are never logged (they carry the API key). */
+function requestLog(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started_ms = performance.now();
+    const req_log = log.child({ req_id: `req_${randomBytes(6).toString('hex')}` });
+    res.locals['log'] = req_log;
+    res.on('finish', () => {
+      const duration_ms = Math.round(performance.now() - started_ms);
+      const fields = { method: req.method, path: req.path, status: res.statusCode, duration_ms };
+      req_log.info({ ...fields, error_code: res.locals['error_code'] }, 'request completed');
+    });
+    next();
+  };
+}
+
+function requestLogger(res: Response, fallback: Logger): Logger {
+  return (res.locals['log'] as Logger | undefined) ?? fallback;
+}
+
+// body-parser marks its own failures with `type`; they become our codes here.
+function toSandboxError(err: unknown): SandboxError | null {
+  if (err instanceof SandboxError) return err;
+  const parser_type = (err as { type?: unknown } | null)?.type;
+  if (parser_type === 'entity.too.large') {
+    return new SandboxError('body_too_large', `request body exceeds ${SANDBOX_LIMITS.body_bytes_max} bytes`);
+  }
+  if (typeof parser_type === 'string' && (err as { status?: number }).status === 400) {
+    return new SandboxError('invalid_json', 'request body is not valid JSON');
+  }
+  return null;
+}
+
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    // Too late for a JSON error (a reply is half written): let express drop the connection.
+    if (res.headersSent) return next(err);
+    let known = toSandboxError(err);
+    if (known === null) {
+      // Details stay in the log; the caller learns only that it was our fault.
+      requestLogger(res, log).error({ err }, 'unhandled error');
+      known = new SandboxError('internal_error', 'internal error');
+    }
+    const { type, status } = ERROR_CODES[known.code];
+    res.locals['error_code'] = known.code;
+    const error = { type, code: known.code, message: known.message, param: known.param, charge: known.charge };
+    res.status(status).json({ error });
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes.
+
+interface Deps {
+  db: Knex;
+  config: SandboxConfig;
+  log: Logger;
+}
+
+function newChargeFrom(body: ChargeBody, idempotency_key: string, config: SandboxConfig): NewCharge {
+  const amount_minor = BigInt(body.amount);
+  return {
+    idempotency_key,
+    request_hash: requestHash(body),
+    order_reference: body.order_reference,
+    amount_minor,
+    currency: body.currency,
+    payment_method: body.payment_method,
+    ...outcomeFor(body.payment_method),
+    fee_minor: computeFeeMinor(amount_minor, config.fee_bps, config.fee_fixed_minor),
+  };
+}
+
+async function storeCharge(deps: Deps, fresh: NewCharge): Promise<{ charge: StoredCharge; replayed: boolean }> {
+  if (deps.config.ignore_idempotency) return { charge: await insertCharge(deps.db, fresh), replayed: false };
+  const result = await findOrInsertCharge(deps.db, fresh);
+  if (result.replayed && result.charge.request_hash !== fresh.request_hash) {
+    throw new SandboxError(
+      'idempotency_key_reused',
+      'Idempotency-Key was already used with different request parameters',
+      'Idempotency-Key',
+    );
+  }
+  return result;
+}
+
+/** A declined charge is still a charge: it is stored, replayed, and answered as a card error. */
+function sendCharge(res: Response, charge: StoredCharge): void {
+  const json = toChargeJson(charge);
+  if (charge.status === 'succeeded') {
+    res.status(200).json(json);
+    return;
+  }
+  const code: ErrorCode = charge.failure_code === 'insufficient_funds' ? 'insufficient_funds' : 'card_declined';
+  throw new SandboxError(code, charge.failure_message ?? 'Your card was declined.', undefined, json);
+}
+
+function postCharge(deps: Deps) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const idempotency_key = readIdempotencyKey(req);
+    const fresh = newChargeFrom(parseChargeBody(req.body), idempotency_key, deps.config);
+    const { charge, replayed } = await storeCharge(deps, fresh);
+    const fields = { charge_id: charge.id, order_reference: charge.order_reference, idempotency_key, replayed };
+    const event = replayed ? 'charge replayed' : 'charge created';
+    requestLogger(res, deps.log).info({ ...fields, status: charge.status }, event);
+    // The charge is committed before the wait: a caller that times out or dies meanwhile leaves
+    // a charge it never heard about, the unknown-outcome case the payment app must recover from.
+    if (deps.config.latency_ms > 0) await sleep(deps.config.latency_ms);
+    if (replayed) res.set('Idempotent-Replayed', 'true');
+    sendCharge(res, charge);
+  };
+}
+
+function getChargeById(db: Knex) {
+  return async (req: Request<{ id: string }>, res: Response): Promise<void> => {
+    const charge = await getCharge(db, req.params.id);
+    if (charge === null) throw new SandboxError('resource_missing', `no such charge: ${req.params.id}`, 'id');
+    res.json(toChargeJson(charge));
+  };
+}
+
+function listChargesBy(db: Knex) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const charges = await listCharges(db, parseFilter(req.query));
+    res.json({ object: 'list', data: charges.map(toChargeJson) });
+  };
+}
+
+function stats(db: Knex) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const filter = parseFilter(req.query);
+    res.json({ ...filter, ...(await countCharges(db, filter)) });
+  };
+}
+
+/** Bounded, so a hung database turns into a 503 rather than a health probe that never answers. */
+async function pingWithin(db: Knex, timeout_ms: number): Promise<void> {
+  const abort = new AbortController();
+  const timeout = sleep(timeout_ms, undefined, { signal: abort.signal }).then(() => {
+    throw new Error(`database did not answer within ${timeout_ms} ms`);
+  });
+  try {
+    await Promise.race([ping(db), timeout]);
+  } finally {
+    abort.abort(); // the race already subscribed to `timeout`, so its AbortError is handled
+  }
+}
+
+function health(db: Knex, log: Logger) {
+  return async (_req: Request, res: Response): Promise<void> => {
+    try {
+      await pingWithin(db, SANDBOX_LIMITS.health_timeout_ms);
+      res.json({ ok: true });
+    } catch (err) {
+      log.warn({ err }, 'health check failed');
+      res.status(503).json({ ok: false });
+    }
+  };
+}
+
+function routeNotFound(req: Request): never {
+  throw new SandboxError('route_not_found', `no route for ${req.method} ${req.path}`);
+}
+
+export function createSandboxApp(deps: Deps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestLog(deps.log));
+  app.get('/healthz', health(deps.db, deps.log));
+  app.get('/_sandbox/stats', stats(deps.db));
+  // Authentication comes before body parsing: an unauthenticated caller gets 401, not a JSON error.
+  app.use('/v1', requireApiKey(deps.config.api_key), express.json({ limit: SANDBOX_LIMITS.body_bytes_max }));
+  app.post('/v1/charges', postCharge(deps));
+  app.get('/v1/charges', listChargesBy(deps.db));
+  app.get('/v1/charges/:id', getChargeById(deps.db));
+  app.use(routeNotFound);
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,68 @@
+import type { Server } from 'node:http';
+import { createDb, ensureDatabase, type Knex } from '../db';
+import { createLogger, type Logger } from '../logger';
+import { createSandboxApp } from './app';
+import { loadSandboxConfig } from './config';
+import { createSchema } from './store';
+
+/** Entry point of the sandbox PSP process: `tsx src/sandbox-psp/main.ts`. */
+
+const DB_POOL_MAX = 10;
+// In-flight requests (a latency-knob POST can take up to a minute) get this long to finish on
+// shutdown; after that their connections are cut so SIGTERM always ends the process.
+const SHUTDOWN_GRACE_MS = 5_000;
+
+async function listen(app: ReturnType<typeof createSandboxApp>, port: number, host: string): Promise<Server> {
+  return await new Promise((resolve, reject) => {
+    const server = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(server)));
+  });
+}
+
+function boundPort(server: Server): number {
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return address.port;
+}
+
+async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const cutoff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+  await closed;
+  clearTimeout(cutoff);
+}
+
+function onShutdownSignal(server: Server, db: Knex, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'sandbox-psp stopping');
+    void closeServer(server)
+      .then(() => db.destroy())
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, 'sandbox-psp shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('sandbox-psp');
+  const config = loadSandboxConfig();
+  await ensureDatabase(config.database_url);
+  const db = createDb(config.database_url, DB_POOL_MAX);
+  await createSchema(db);
+  const server = await listen(createSandboxApp({ db, config, log }), config.port, config.host);
+  onShutdownSignal(server, db, log);
+  const mode = config.ignore_idempotency ? 'ignore_idempotency' : 'normal';
+  const fields = { port: boundPort(server), host: config.host, mode, latency_ms: config.latency_ms };
+  log.info(fields, 'sandbox-psp listening');
+}
+
+main().catch((err: unknown) => {
+  createLogger('sandbox-psp').fatal({ err }, 'sandbox-psp failed to start');
+  process.exit(1);
+});

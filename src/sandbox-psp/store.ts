@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import type { Knex } from '../db';
+
+/**
+ * The sandbox PSP's durable store: its own PostgreSQL database, so charges survive a restart of
+ * the process exactly as they would at a real PSP. Amounts are bigint here and digit strings in
+ * the database driver (pg returns int8 as text); nothing in between is a JS number.
+ */
+
+export const CHARGE_LIST_LIMIT = 100;
+const CHARGE_ID_BYTES = 12;
+// Two-key advisory lock namespace for schema creation, distinct from the one-key locks taken
+// per idempotency key, so the two can never block each other.
+const SCHEMA_LOCK_NAMESPACE = 0x5350; // "SP"
+const SCHEMA_LOCK_ID = 1;
+
+export type ChargeStatus = 'succeeded' | 'failed';
+
+export interface NewCharge {
+  idempotency_key: string;
+  request_hash: string;
+  order_reference: string;
+  amount_minor: bigint;
+  currency: string;
+  payment_method: string;
+  status: ChargeStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  fee_minor: bigint;
+}
+
+export interface StoredCharge extends NewCharge {
+  id: string;
+  version: number;
+  created_at: Date;
+}
+
+interface ChargeRow extends Omit<StoredCharge, 'amount_minor' | 'fee_minor'> {
+  amount_minor: string;
+  fee_minor: string;
+}
+
+export type ChargeFilter = { idempotency_key: string } | { order_reference: string };
+
+export interface ChargeCounts {
+  charges_total: number;
+  charges_succeeded: number;
+}
+
+const SCHEMA_SQL = `
+  create table if not exists sandbox_charge (
+    id text primary key,
+    idempotency_key text not null,
+    request_hash text not null,
+    order_reference text not null,
+    amount_minor bigint not null check (amount_minor > 0),
+    currency char(3) not null,
+    payment_method text not null,
+    status text not null check (status in ('succeeded', 'failed')),
+    failure_code text null,
+    failure_message text null,
+    fee_minor bigint not null check (fee_minor >= 0 and fee_minor <= amount_minor),
+    version int not null default 1,
+    created_at timestamptz not null default now()
+  );
+  -- Not unique: in ignore-idempotency mode duplicates must be storable, that is the point.
+  create index if not exists sandbox_charge_idempotency_key_idx on sandbox_charge (idempotency_key);
+  create index if not exists sandbox_charge_order_reference_idx on sandbox_charge (order_reference);
+`;
+
+/**
+ * Idempotent. Several sandbox processes may share one database and start together; concurrent
+ * `create table if not exists` can still collide in the catalog, so creation is serialised.
+ */
+export async function createSchema(db: Knex): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?, ?)', [SCHEMA_LOCK_NAMESPACE, SCHEMA_LOCK_ID]);
+    await trx.raw(SCHEMA_SQL);
+  });
+}
+
+function newChargeId(): string {
+  return `ch_${randomBytes(CHARGE_ID_BYTES).toString('hex')}`;
+}
+
+function fromRow(row: ChargeRow): StoredCharge {
+  return { ...row, amount_minor: BigInt(row.amount_minor), fee_minor: BigInt(row.fee_minor) };
+}
+
+async function insertWith(db: Knex, charge: NewCharge): Promise<StoredCharge> {
+  if (charge.amount_minor <= 0n) throw new Error('assertion: charge amount must be positive');
+  if (charge.fee_minor < 0n || charge.fee_minor > charge.amount_minor) {
+    throw new Error('assertion: fee must lie between zero and the amount');
+  }
+  const row = {
+    ...charge,
+    id: newChargeId(),
+    amount_minor: charge.amount_minor.toString(),
+    fee_minor: charge.fee_minor.toString(),
+  };
+  const [inserted] = await db<ChargeRow>('sandbox_charge').insert(row).returning('*');
+  if (inserted === undefined) throw new Error('insert returned no row');
+  return fromRow(inserted as ChargeRow);
+}
+
+/** Always inserts: the ignore-idempotency mode, where each request is a new charge. */
+export async function insertCharge(db: Knex, charge: NewCharge): Promise<StoredCharge> {
+  return await insertWith(db, charge);
+}
+
+/**
+ * Normal mode. The advisory lock serialises every request carrying the same key (across
+ * processes too), so the check-then-insert cannot race; a request that waited sees the charge
+ * the first one committed. The oldest charge wins should ignore mode have stored several.
+ */
+export async function findOrInsertCharge(
+  db: Knex,
+  charge: NewCharge,
+): Promise<{ charge: StoredCharge; replayed: boolean }> {
+  return await db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [charge.idempotency_key]);
+    const existing = await trx<ChargeRow>('sandbox_charge')
+      .where({ idempotency_key: charge.idempotency_key })
+      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .first();
+    if (existing !== undefined) return { charge: fromRow(existing as ChargeRow), replayed: true };
+    return { charge: await insertWith(trx, charge), replayed: false };
+  });
+}
+
+export async function getCharge(db: Knex, id: string): Promise<StoredCharge | null> {
+  const row = await db<ChargeRow>('sandbox_charge').where({ id }).first();
+  return row === undefined ? null : fromRow(row as ChargeRow);
+}
+
+/** Oldest first, bounded by CHARGE_LIST_LIMIT. */
+export async function listCharges(db: Knex, filter: ChargeFilter): Promise<StoredCharge[]> {
+  const rows = await db<ChargeRow>('sandbox_charge')
+    .where(filter)
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])
+    .limit(CHARGE_LIST_LIMIT);
+  return (rows as ChargeRow[]).map(fromRow);
+}
+
+export async function countCharges(db: Knex, filter: ChargeFilter): Promise<ChargeCounts> {
+  const row = (await db('sandbox_charge')
+    .where(filter)
+    .select(
+      db.raw('count(*)::int as total'),
+      db.raw("count(*) filter (where status = 'succeeded')::int as succeeded"),
+    )
+    .first()) as { total: number; succeeded: number } | undefined;
+  return { charges_total: row?.total ?? 0, charges_succeeded: row?.succeeded ?? 0 };
+}
+
+export async function ping(db: Knex): Promise<void> {
+  await db.raw('select 1');
+}

@@ -1,0 +1,171 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { assert } from '../domain/assert';
+import { AppError } from '../domain/errors';
+import { newId } from '../domain/ids';
+import { currencyExponent, formatAmount, parseAmount } from '../domain/money';
+import { paymentWorkflowId } from '../domain/workflow-ids';
+import type { OrderStatus, PaymentStatus } from '../domain/status';
+import { LIMITS } from '../config';
+import type { CreatePaymentBody, PaymentResource } from '../api/schemas';
+
+interface PaymentRow {
+  id: string;
+  merchant_id: string;
+  buyer_id: string;
+  buyer_email: string | null;
+  currency: string;
+  amount_minor: string;
+  status: PaymentStatus;
+  metadata: Record<string, string>;
+  failure_code: string | null;
+  failure_message: string | null;
+  workflow_id: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface OrderRow {
+  id: string;
+  payment_id: string;
+  seller_id: string;
+  amount_minor: string;
+  currency: string;
+  status: OrderStatus;
+  wallet_updated: boolean;
+  ledger_updated: boolean;
+  psp_reference: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+// A payment method that looks like a card number (13-19 digits, spaces/dashes allowed) is refused:
+// card data must never reach us (PCI scope stays SAQ-A).
+function looksLikeCardNumber(value: string): boolean {
+  return /^[0-9 -]+$/.test(value) && /^[0-9]{13,19}$/.test(value.replace(/[ -]/g, ''));
+}
+
+export interface ValidPayment {
+  body: CreatePaymentBody;
+  currency: string;
+  amounts_minor: bigint[];
+  total_minor: bigint;
+}
+
+/** Rules zod cannot say: currency exponents, positive amounts, one order per seller, no card data. */
+export function validatePayment(body: CreatePaymentBody): ValidPayment {
+  const currency = body.currency;
+  currencyExponent(currency);
+  const amounts_minor = body.orders.map((o, i) => {
+    const amount_minor = parseAmount(o.amount, currency, `orders[${i}].amount`);
+    if (amount_minor <= 0n) throw new AppError('invalid_amount', 'amount must be greater than zero', `orders[${i}].amount`);
+    return amount_minor;
+  });
+  const sellers = new Set<string>();
+  body.orders.forEach((o, i) => {
+    if (sellers.has(o.seller_id)) throw new AppError('duplicate_seller', 'a payment holds one order per seller', `orders[${i}].seller_id`);
+    sellers.add(o.seller_id);
+  });
+  const pm = body.payment_method;
+  if (pm !== undefined && looksLikeCardNumber(pm)) {
+    throw new AppError('card_data_not_allowed', 'send a PSP token, never a card number', 'payment_method');
+  }
+  if (pm === undefined) {
+    throw new AppError('parameter_missing', 'payment_method (a PSP token such as tok_success) is required; hosted checkout is not available yet', 'payment_method');
+  }
+  if (Object.keys(body.metadata ?? {}).length > LIMITS.metadata_keys_max) {
+    throw new AppError('parameter_invalid', `metadata holds at most ${LIMITS.metadata_keys_max} keys`, 'metadata');
+  }
+  const total_minor = amounts_minor.reduce((a, b) => a + b, 0n);
+  if (total_minor.toString().length > LIMITS.amount_digits_max) throw new AppError('invalid_amount', 'total amount is too large', 'orders');
+  return { body, currency, amounts_minor, total_minor };
+}
+
+/** Inserts the event and its orders (`not_started`) in the caller's transaction. */
+export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, commission_bps: number): Promise<string> {
+  const payment_id = newId('pay');
+  await trx('payment_event').insert({
+    id: payment_id,
+    merchant_id,
+    buyer_id: valid.body.buyer.id,
+    buyer_email: valid.body.buyer.email ?? null,
+    currency: valid.currency,
+    amount_minor: valid.total_minor.toString(),
+    status: 'processing',
+    payment_method: valid.body.payment_method ?? null,
+    metadata: JSON.stringify(valid.body.metadata ?? {}),
+    workflow_id: paymentWorkflowId(payment_id),
+  });
+  await trx('payment_order').insert(
+    valid.body.orders.map((o, i) => ({
+      id: newId('ord'),
+      payment_id,
+      merchant_id,
+      seller_id: o.seller_id,
+      amount_minor: (valid.amounts_minor[i] ?? 0n).toString(),
+      currency: valid.currency,
+      status: 'not_started',
+      commission_bps,
+    })),
+  );
+  return payment_id;
+}
+
+/** Reads the primary (never a replica): the API's answers decide what clients do next. */
+export async function getPayment(db: Knex, merchant_id: string, payment_id: string): Promise<PaymentResource> {
+  const row = await db('payment_event').where({ id: payment_id, merchant_id }).first<PaymentRow | undefined>();
+  if (row === undefined) throw new AppError('resource_missing', `no payment ${payment_id}`, 'id');
+  const orders = await db('payment_order').where({ payment_id }).orderBy('created_at').orderBy('id').select<OrderRow[]>('*');
+  return toResource(row, orders);
+}
+
+export async function listPayments(db: Knex, merchant_id: string, limit: number, starting_after?: string) {
+  assert(limit >= 1 && limit <= LIMITS.page_size_max, 'page size within limits');
+  let query = db('payment_event').where({ merchant_id }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit + 1);
+  if (starting_after !== undefined) {
+    const cursor = await db('payment_event').where({ id: starting_after, merchant_id }).first<PaymentRow | undefined>();
+    if (cursor === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your payments', 'starting_after');
+    // Compare in SQL: JS Dates would drop PostgreSQL's microseconds and skip or repeat rows.
+    query = query.whereRaw('(created_at, id) < (select created_at, id from payment_event where id = ?)', [cursor.id]);
+  }
+  const rows = await query.select<PaymentRow[]>('*');
+  const page = rows.slice(0, limit);
+  const orders = page.length === 0 ? [] : await db('payment_order').whereIn('payment_id', page.map((p) => p.id)).orderBy('created_at').orderBy('id').select<OrderRow[]>('*');
+  const data = page.map((p) => toResource(p, orders.filter((o) => o.payment_id === p.id)));
+  const has_more = rows.length > limit;
+  return { object: 'list' as const, data, has_more, next_cursor: has_more ? (page[page.length - 1]?.id ?? null) : null };
+}
+
+function toResource(row: PaymentRow, orders: OrderRow[]): PaymentResource {
+  return {
+    id: row.id,
+    object: 'payment',
+    status: row.status,
+    currency: row.currency,
+    amount: formatAmount(BigInt(row.amount_minor), row.currency),
+    buyer: { id: row.buyer_id, email: row.buyer_email },
+    metadata: z.record(z.string(), z.string()).parse(row.metadata),
+    failure_code: row.failure_code,
+    failure_message: row.failure_message,
+    workflow_id: row.workflow_id,
+    orders: orders.map((o) => ({
+      id: o.id,
+      object: 'payment_order',
+      seller_id: o.seller_id,
+      amount: formatAmount(BigInt(o.amount_minor), o.currency),
+      currency: o.currency,
+      status: o.status,
+      wallet_updated: o.wallet_updated,
+      ledger_updated: o.ledger_updated,
+      psp_reference: o.psp_reference,
+      failure_code: o.failure_code,
+      failure_message: o.failure_message,
+      created_at: o.created_at.toISOString(),
+      updated_at: o.updated_at.toISOString(),
+    })),
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}

@@ -1,0 +1,106 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import type { Knex } from 'knex';
+import type { Logger } from '../logger';
+import { LIMITS } from '../config';
+import { SA } from '../workflows/search-attributes';
+import type { PaymentInput, PaymentWorkflow } from '../workflows/payment';
+
+export interface StarterDeps {
+  db: Knex;
+  temporal: Client;
+  task_queue: string;
+  log: Logger;
+}
+
+interface UnstartedPayment {
+  id: string;
+  merchant_id: string;
+  workflow_id: string;
+  amount_minor: string;
+  currency: string;
+}
+
+/**
+ * Starts a payment's workflow and records that it started. Idempotent by workflow id: Temporal
+ * refuses a second run (REJECT_DUPLICATE), which we treat as "already started".
+ */
+export async function startPaymentWorkflow(deps: StarterDeps, payment: UnstartedPayment, conn: Knex = deps.db): Promise<void> {
+  const orders = await conn('payment_order').where({ payment_id: payment.id }).orderBy('id').pluck('id');
+  const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids: orders };
+  try {
+    await deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', {
+      workflowId: payment.workflow_id,
+      taskQueue: deps.task_queue,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [
+        { key: SA.PaymentId, value: payment.id },
+        { key: SA.MerchantId, value: payment.merchant_id },
+        { key: SA.PaymentStatus, value: 'processing' },
+        // Int search attributes are float64 in Temporal; ≤ 2^53 minor units is exact, and the
+        // attribute is for searching only — the amount of record lives in PostgreSQL.
+        { key: SA.AmountMinor, value: Number(payment.amount_minor) },
+        { key: SA.Currency, value: payment.currency },
+      ],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
+  deps.log.info({ payment_id: payment.id, workflow_id: payment.workflow_id }, 'payment workflow started');
+}
+
+/** Starts now if it can; a failure is logged and left to the relay, never failing the API call. */
+export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: string): Promise<void> {
+  const payment = await deps.db('payment_event').where({ id: payment_id }).whereNull('workflow_started_at').first<UnstartedPayment | undefined>();
+  if (payment === undefined) return;
+  try {
+    await startPaymentWorkflow(deps, payment);
+  } catch (err) {
+    deps.log.warn({ err, payment_id }, 'workflow start failed; the relay will retry');
+  }
+}
+
+/**
+ * The outbox relay: a payment row commits with `workflow_started_at` null (the start marker), and
+ * this loop starts any workflow a crash or a Temporal outage left unstarted. Rows are claimed with
+ * SKIP LOCKED so several API processes can run it at once.
+ */
+export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
+  return await deps.db.transaction(async (trx) => {
+    const due = await trx('payment_event')
+      .select('id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency')
+      .whereNull('workflow_started_at')
+      .where('created_at', '<', trx.raw(`now() - (? * interval '1 millisecond')`, [grace_ms]))
+      .orderBy('created_at')
+      .limit(LIMITS.relay_batch_max)
+      .forUpdate()
+      .skipLocked();
+    for (const payment of due as UnstartedPayment[]) await startPaymentWorkflow(deps, payment, trx);
+    return due.length;
+  });
+}
+
+export function runRelay(deps: StarterDeps, opts: { interval_ms: number; grace_ms: number }): { stop(): Promise<void> } {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  const tick = async (): Promise<void> => {
+    try {
+      const started = await relayOnce(deps, opts.grace_ms);
+      if (started > 0) deps.log.info({ started }, 'relay started unstarted payment workflows');
+    } catch (err) {
+      deps.log.warn({ err }, 'relay pass failed');
+    }
+  };
+  const timer = setInterval(() => {
+    if (stopped) return;
+    running = running.then(tick);
+  }, opts.interval_ms);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

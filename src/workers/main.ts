@@ -1,0 +1,83 @@
+import http from 'node:http';
+import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
+import type { Registry } from 'prom-client';
+import { loadEnv } from '../config';
+import { createLogger, type Logger } from '../logger';
+import { createDb } from '../db';
+import { createPspClient } from '../psp/client';
+import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
+import { createActivities } from '../activities';
+import { activityMetrics, createMetricsRegistry } from '../metrics';
+
+/** Counts retries and times every activity; the counts are what /metrics shows as "activity retries". */
+function metricsInterceptor(registry: Registry): ActivityInterceptorsFactory {
+  const m = activityMetrics(registry);
+  return (ctx) => ({
+    inbound: {
+      async execute(input, next) {
+        const activity = ctx.info.activityType;
+        m.attempts.inc({ activity, retry: ctx.info.attempt > 1 ? 'yes' : 'no' });
+        const end = m.duration.startTimer({ activity });
+        try {
+          const result = await next(input);
+          end({ outcome: 'ok' });
+          return result;
+        } catch (err) {
+          end({ outcome: 'error' });
+          throw err;
+        }
+      },
+    },
+  });
+}
+
+function serveMetrics(registry: Registry, port: number, log: Logger): http.Server | null {
+  if (port === 0) return null;
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
+  });
+  server.on('error', (err) => log.warn({ err, port }, 'worker metrics port unavailable'));
+  server.listen(port, '127.0.0.1');
+  return server;
+}
+
+async function main(): Promise<void> {
+  const env = loadEnv();
+  const log = createLogger('worker', env.LOG_LEVEL);
+  const db = createDb(env.DATABASE_URL, env.DB_POOL_MAX);
+  const psp = createPspClient({ base_url: env.PSP_URL, api_key: env.PSP_API_KEY, timeout_ms: env.PSP_TIMEOUT_MS });
+  const risk = createRulesRiskProvider(parseRiskRules(env.RISK_MAX_AMOUNT, env.RISK_BLOCKED_BUYERS));
+  const registry = createMetricsRegistry('worker');
+  const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  const bundle_path = process.env.WORKFLOW_BUNDLE_PATH;
+  const worker = await Worker.create({
+    connection,
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: env.TEMPORAL_TASK_QUEUE,
+    ...(bundle_path ? { workflowBundle: { codePath: bundle_path } } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createActivities({ db, psp, risk, log }),
+    interceptors: { activity: [metricsInterceptor(registry)] },
+  });
+  const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
+  log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');
+  try {
+    await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish
+  } finally {
+    metrics_server?.close();
+    await connection.close();
+    await db.destroy();
+    log.info('worker stopped');
+  }
+}
+
+main().catch((err: unknown) => {
+  createLogger('worker').fatal({ err }, 'worker crashed');
+  process.exit(1);
+});

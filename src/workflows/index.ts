@@ -1,0 +1,3 @@
+// The worker bundles this file: workflow code only (no I/O, no clocks, no Node built-ins).
+export { PaymentWorkflow } from './payment';
+export { PaymentOrderWorkflow } from './payment-order';

@@ -1,0 +1,95 @@
+import {
+  ParentClosePolicy,
+  WorkflowIdReusePolicy,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, ChargeOutcome } from '../activities';
+import type { PaymentStatus } from '../domain/status';
+import { orderWorkflowId } from '../domain/workflow-ids';
+import { DATABASE_STEP } from './retry-policies';
+import { PaymentOrderWorkflow } from './payment-order';
+import { SA } from './search-attributes';
+
+const steps = proxyActivities<Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment'>>(DATABASE_STEP);
+
+export interface PaymentInput {
+  payment_id: string;
+  merchant_id: string;
+  order_ids: string[];
+}
+
+export interface PaymentState {
+  payment_id: string;
+  status: PaymentStatus;
+  stage: 'risk_check' | 'orders' | 'done';
+  orders: Record<string, ChargeOutcome['status'] | 'processing'>;
+  failure_code: string | null;
+}
+
+export const paymentStatusQuery = defineQuery<PaymentState>('status');
+
+/**
+ * One checkout (payment event). Risk check first; only an approved payment fans out.
+ *
+ * One child workflow per order (not one activity chain per order) because each order later waits
+ * on its own signals — delayed PSP webhooks, operator retry/cancel — and gets its own history,
+ * id (`order-<id>`) and place in the UI. This parent never continues-as-new while children run.
+ */
+export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState> {
+  const state: PaymentState = {
+    payment_id: input.payment_id,
+    status: 'processing',
+    stage: 'risk_check',
+    orders: Object.fromEntries(input.order_ids.map((id) => [id, 'processing' as const])),
+    failure_code: null,
+  };
+  setHandler(paymentStatusQuery, () => state);
+
+  const risk = await steps.riskCheck(input.payment_id);
+  if (!risk.approved) {
+    const summary = await steps.rejectPayment(input.payment_id, risk.code, risk.reason);
+    for (const id of input.order_ids) state.orders[id] = 'failed';
+    return finish(state, summary.status, risk.code);
+  }
+
+  state.stage = 'orders';
+  const results = await Promise.allSettled(input.order_ids.map(async (order_id) => {
+    const outcome = await runOrder(input, order_id);
+    state.orders[order_id] = outcome.status;
+  }));
+  const summary = await steps.completePayment(input.payment_id);
+  finish(state, summary.status, null);
+  // Order activities retry without limit, so a child only fails when it was terminated or hit a
+  // bug; fail this workflow too so the payment shows as failed in the UI, never silently stuck.
+  const broken = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (broken !== undefined) throw broken.reason;
+  return state;
+}
+
+async function runOrder(input: PaymentInput, order_id: string): Promise<ChargeOutcome> {
+  return await executeChild(PaymentOrderWorkflow, {
+    workflowId: orderWorkflowId(order_id),
+    args: [{ order_id, payment_id: input.payment_id }],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    parentClosePolicy: ParentClosePolicy.TERMINATE,
+    typedSearchAttributes: [
+      { key: SA.PaymentId, value: input.payment_id },
+      { key: SA.MerchantId, value: input.merchant_id },
+      { key: SA.PaymentStatus, value: 'processing' },
+    ],
+    memo: { parent_workflow_id: workflowInfo().workflowId },
+  });
+}
+
+function finish(state: PaymentState, status: PaymentStatus, failure_code: string | null): PaymentState {
+  state.status = status;
+  state.stage = 'done';
+  state.failure_code = failure_code;
+  upsertSearchAttributes([{ key: SA.PaymentStatus, value: status }]);
+  return state;
+}

@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import fs from 'node:fs';
+
+export const ROOT = path.resolve(__dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+/** Asks the kernel for a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === 'string') throw new Error('no port');
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+export interface Service {
+  name: string;
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Runs a TypeScript entry point (relative to the repo root) as its own process. Output goes to
+ * test-output/<name>.log so a failing run can be read afterwards without flooding jest.
+ */
+export function spawnTs(name: string, entry: string, env: Record<string, string>): Service {
+  fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
+  const log = fs.openSync(path.join(ROOT, 'test-output', `${name}.log`), 'a');
+  const child = spawn(TSX, [path.join(ROOT, entry)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
+  return { name, child, stop: (signal) => stopChild(child, signal) };
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Polls a URL until it answers 2xx, or throws after timeout_ms. */
+export async function waitForHttp(url: string, timeout_ms = 60_000): Promise<void> {
+  const deadline = Date.now() + timeout_ms;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${url}: ${last}`);
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
