@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { call, newMerchant, pspStats, settled, startTestApi, waitForPayment, type TestApi } from '../support/stack';
+
+let api: TestApi;
+let key: string;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  key = await newMerchant(api.db);
+});
+afterAll(async () => {
+  await api.close();
+});
+
+function checkout(payment_method: string, amounts: string[] = ['100.00', '25.50'], currency = 'USD') {
+  return {
+    buyer: { id: `buyer_${randomUUID()}`, email: 'buyer@example.com' },
+    currency,
+    orders: amounts.map((amount, i) => ({ seller_id: `seller_${i}_${randomUUID()}`, amount })),
+    payment_method,
+  };
+}
+
+async function pay(body: unknown, idempotency_key: string = randomUUID()) {
+  return await call(`${api.url}/v1/payments`, { key, idempotency_key, body });
+}
+
+describe('pay-in happy path', () => {
+  it('settles a two-order payment: both orders charged, wallets credited minus commission, ledger balanced', async () => {
+    const body = checkout('tok_success');
+    const created = await pay(body);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ object: 'payment', status: 'processing', currency: 'USD', amount: '125.50' });
+    expect(created.body.orders).toHaveLength(2);
+
+    const done = await waitForPayment(api, key, created.body.id, (p) => settled(p) && p.orders.every((o: { ledger_updated: boolean }) => o.ledger_updated));
+    expect(done.status).toBe('succeeded');
+    for (const order of done.orders) {
+      expect(order).toMatchObject({ status: 'succeeded', wallet_updated: true, ledger_updated: true });
+      expect(order.psp_reference).toMatch(/^ch_/);
+      expect(await pspStats(order.id)).toEqual(expect.objectContaining({ charges_total: 1, charges_succeeded: 1 }));
+    }
+
+    // 3 % commission, half-even: 100.00 → 3.00 / 97.00; 25.50 → 0.765 → 0.76 / 24.74.
+    const wallets = await api.db('wallet').whereIn('seller_id', body.orders.map((o) => o.seller_id)).select('seller_id', 'balance_minor');
+    const bySeller = Object.fromEntries(wallets.map((w) => [w.seller_id, w.balance_minor]));
+    expect(bySeller[body.orders[0]!.seller_id]).toBe('9700');
+    expect(bySeller[body.orders[1]!.seller_id]).toBe('2474');
+
+    const entries = await api.db('ledger_entry as e')
+      .join('ledger_transaction as t', 't.id', 'e.transaction_id')
+      .join('ledger_account as a', 'a.id', 'e.account_id')
+      .where('t.payment_id', created.body.id)
+      .select('t.reference', 'a.code', 'e.amount_minor');
+    expect(entries).toHaveLength(6);
+    const sum = entries.reduce((acc, e) => acc + BigInt(e.amount_minor), 0n);
+    expect(sum).toBe(0n);
+    expect(entries.filter((e) => e.code === 'platform_revenue').map((e) => e.amount_minor).sort()).toEqual(['-300', '-76']);
+  });
+});
+
+describe('declines', () => {
+  it('fails the order and the payment with the decline code and moves no money', async () => {
+    const created = await pay(checkout('tok_decline', ['40.00']));
+    expect(created.status).toBe(201);
+    const done = await waitForPayment(api, key, created.body.id, settled);
+    expect(done.status).toBe('failed');
+    expect(done.orders[0]).toMatchObject({ status: 'failed', failure_code: 'card_declined', wallet_updated: false, ledger_updated: false });
+    expect(await pspStats(done.orders[0].id)).toEqual(expect.objectContaining({ charges_total: 1, charges_succeeded: 0 }));
+    expect(await api.db('wallet').where({ seller_id: created.body.orders[0].seller_id })).toHaveLength(0);
+    expect(await api.db('ledger_transaction').where({ payment_id: created.body.id })).toHaveLength(0);
+  });
+
+  it('carries insufficient_funds as the failure code', async () => {
+    const created = await pay(checkout('tok_insufficient_funds', ['5.00']));
+    const done = await waitForPayment(api, key, created.body.id, settled);
+    expect(done.orders[0]).toMatchObject({ status: 'failed', failure_code: 'insufficient_funds' });
+  });
+});
+
+describe('risk check', () => {
+  it('rejects a blocked buyer before any PSP call', async () => {
+    const body = { ...checkout('tok_success', ['10.00', '20.00']), buyer: { id: 'buyer_blocked_for_tests' } };
+    const created = await pay(body);
+    const done = await waitForPayment(api, key, created.body.id, settled);
+    expect(done).toMatchObject({ status: 'failed', failure_code: 'risk_rejected' });
+    for (const order of done.orders) {
+      expect(order).toMatchObject({ status: 'failed', failure_code: 'risk_rejected', psp_reference: null });
+      expect((await pspStats(order.id)).charges_total).toBe(0);
+    }
+  });
+
+  it('rejects a payment above the per-currency maximum', async () => {
+    const created = await pay(checkout('tok_success', ['50000.01']));
+    const done = await waitForPayment(api, key, created.body.id, settled);
+    expect(done).toMatchObject({ status: 'failed', failure_code: 'risk_rejected' });
+    expect((await pspStats(done.orders[0].id)).charges_total).toBe(0);
+  });
+});
+
+describe('idempotency', () => {
+  it('replays the first response for the same key and body, with one charge per order', async () => {
+    const body = checkout('tok_success');
+    const idem = randomUUID();
+    const first = await pay(body, idem);
+    const second = await pay(body, idem);
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body).toEqual(first.body);
+    const done = await waitForPayment(api, key, first.body.id, settled);
+    expect(done.status).toBe('succeeded');
+    for (const order of done.orders) expect((await pspStats(order.id)).charges_total).toBe(1);
+    expect(await api.db('payment_event').where({ buyer_id: body.buyer.id })).toHaveLength(1);
+  });
+
+  it('answers 422 idempotency_key_reused when the same key comes with a different body', async () => {
+    const idem = randomUUID();
+    expect((await pay(checkout('tok_success'), idem)).status).toBe(201);
+    const reused = await pay(checkout('tok_success'), idem);
+    expect(reused.status).toBe(422);
+    expect(reused.body.error).toMatchObject({ type: 'idempotency', code: 'idempotency_key_reused' });
+  });
+
+  it('creates exactly one payment from 20 concurrent requests with one key', async () => {
+    const body = checkout('tok_success', ['12.34']);
+    const idem = randomUUID();
+    const replies = await Promise.all(Array.from({ length: 20 }, () => pay(body, idem)));
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
+    const ids = new Set(replies.filter((r) => r.status === 201).map((r) => r.body.id));
+    expect(ids.size).toBe(1);
+    for (const r of replies.filter((x) => x.status === 409)) expect(r.body.error.code).toBe('idempotency_key_in_use');
+    expect(await api.db('payment_event').where({ buyer_id: body.buyer.id })).toHaveLength(1);
+    const [id] = [...ids];
+    const done = await waitForPayment(api, key, String(id), settled);
+    expect((await pspStats(done.orders[0].id)).charges_total).toBe(1);
+  });
+
+  it('scopes keys per merchant: two merchants may use the same key', async () => {
+    const other = await newMerchant(api.db);
+    const idem = randomUUID();
+    const mine = await pay(checkout('tok_success', ['1.00']), idem);
+    const theirs = await call(`${api.url}/v1/payments`, { key: other, idempotency_key: idem, body: checkout('tok_success', ['2.00']) });
+    expect(mine.status).toBe(201);
+    expect(theirs.status).toBe(201);
+    expect(theirs.body.id).not.toBe(mine.body.id);
+  });
+});
+
+describe('reading payments', () => {
+  it('hides another merchant\'s payment behind 404', async () => {
+    const created = await pay(checkout('tok_success', ['3.00']));
+    const other = await newMerchant(api.db);
+    const reply = await call(`${api.url}/v1/payments/${created.body.id}`, { key: other });
+    expect(reply.status).toBe(404);
+    expect(reply.body.error).toMatchObject({ type: 'not_found', code: 'resource_missing' });
+  });
+
+  it('lists a merchant\'s payments newest first with cursor pagination', async () => {
+    const own = await newMerchant(api.db);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await call(`${api.url}/v1/payments`, { key: own, idempotency_key: randomUUID(), body: checkout('tok_success', ['1.00']) });
+      ids.push(r.body.id);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 5; page++) {
+      const qs: string = cursor === null ? 'limit=2' : `limit=2&starting_after=${cursor}`;
+      const reply = await call(`${api.url}/v1/payments?${qs}`, { key: own });
+      expect(reply.status).toBe(200);
+      seen.push(...reply.body.data.map((p: { id: string }) => p.id));
+      cursor = reply.body.next_cursor;
+      if (!reply.body.has_more) break;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    const bad = await call(`${api.url}/v1/payments?starting_after=pay_nope`, { key: own });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_cursor');
+  });
+});

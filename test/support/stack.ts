@@ -1,0 +1,89 @@
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../../src/api/app';
+import { createDb, type Knex } from '../../src/db';
+import { createLogger } from '../../src/logger';
+import { createMetricsRegistry } from '../../src/metrics';
+import { createMerchant } from '../../src/services/merchants';
+import { sleep } from './processes';
+
+function need(name: string): string {
+  const value = process.env[name];
+  if (value === undefined) throw new Error(`${name} is not set: run the suite through jest's globalSetup`);
+  return value;
+}
+
+export interface TestApi {
+  url: string;
+  db: Knex;
+  temporal: Client;
+  task_queue: string;
+  close(): Promise<void>;
+}
+
+/** The real API app on an ephemeral port, talking to the suite's database and Temporal server. */
+export async function startTestApi(overrides: { task_queue?: string; rate_limit?: { per_s: number; burst: number } } = {}): Promise<TestApi> {
+  const db = createDb(need('DATABASE_URL'), 5);
+  const connection = await Connection.connect({ address: need('TEMPORAL_ADDRESS') });
+  const temporal = new Client({ connection });
+  const task_queue = overrides.task_queue ?? need('TEMPORAL_TASK_QUEUE');
+  const log = createLogger('api-test', 'warn');
+  const app = createApp({ db, temporal, task_queue, log, registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 } });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    db,
+    temporal,
+    task_queue,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await connection.close();
+      await db.destroy();
+    },
+  };
+}
+
+export async function newMerchant(db: Knex): Promise<string> {
+  return (await createMerchant(db, 'test merchant')).api_key;
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+export async function call(url: string, init: { method?: string; key?: string; idempotency_key?: string; body?: unknown; raw_body?: string } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (init.key !== undefined) headers.authorization = `Bearer ${init.key}`;
+  if (init.idempotency_key !== undefined) headers['idempotency-key'] = init.idempotency_key;
+  const res = await fetch(url, {
+    method: init.method ?? (init.body === undefined && init.raw_body === undefined ? 'GET' : 'POST'),
+    headers,
+    body: init.raw_body ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text.length > 0 && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
+}
+
+/** Polls GET /v1/payments/:id until `done` holds; returns the last payment seen. */
+export async function waitForPayment(api: TestApi, key: string, payment_id: string, done: (p: any) => boolean, timeout_ms = 60_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const deadline = Date.now() + timeout_ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const reply = await call(`${api.url}/v1/payments/${payment_id}`, { key });
+    last = reply.body;
+    if (reply.status === 200 && done(reply.body)) return reply.body;
+    await sleep(200);
+  }
+  throw new Error(`payment ${payment_id} did not settle in ${timeout_ms} ms: ${JSON.stringify(last)}`);
+}
+
+export const settled = (p: { status: string }): boolean => p.status !== 'processing';
+
+export async function pspStats(order_reference: string): Promise<{ charges_total: number; charges_succeeded: number }> {
+  const res = await fetch(`${need('PSP_URL')}/_sandbox/stats?order_reference=${encodeURIComponent(order_reference)}`);
+  return (await res.json()) as { charges_total: number; charges_succeeded: number };
+}
