@@ -1,12 +1,22 @@
 import knex, { type Knex } from 'knex';
+import { createLogger } from '../logger';
 import { migrationSource } from '../../migrations';
 
 export type { Knex };
 
 // pg returns int8 as strings by default; we keep that (never a JS number) and convert to bigint
 // at the edges of the domain code.
+const knexLog = createLogger('db');
+
 export function createDb(database_url: string, pool_max = 10): Knex {
   return knex({
+    // knex prints with console by default; route it through our JSON logs.
+    log: {
+      warn: (message: unknown) => knexLog.warn({ message }, 'knex warning'),
+      error: (message: unknown) => knexLog.error({ message }, 'knex error'),
+      deprecate: (method: string, alternative: string) => knexLog.warn({ method, alternative }, 'knex deprecation'),
+      debug: () => undefined,
+    },
     client: 'pg',
     connection: database_url,
     pool: { min: 0, max: pool_max },

@@ -12,6 +12,8 @@ export interface StarterDeps {
   log: Logger;
 }
 
+const START_DEADLINE_MS = 3_000;
+
 interface UnstartedPayment {
   id: string;
   merchant_id: string;
@@ -28,7 +30,9 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
   const orders = await conn('payment_order').where({ payment_id: payment.id }).orderBy('id').pluck('id');
   const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids: orders };
   try {
-    await deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', {
+    // A deadline bounds the gRPC client's own retries: with Temporal down, the API answers in
+    // seconds and the relay starts the workflow later.
+    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () => deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', {
       workflowId: payment.workflow_id,
       taskQueue: deps.task_queue,
       args: [input],
@@ -42,7 +46,7 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
         { key: SA.AmountMinor, value: Number(payment.amount_minor) },
         { key: SA.Currency, value: payment.currency },
       ],
-    });
+    }));
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { createApp } from '../../src/api/app';
+import { createDb } from '../../src/db';
+import { createLogger } from '../../src/logger';
+import { createMetricsRegistry } from '../../src/metrics';
+import { SA } from '../../src/workflows/search-attributes';
+import { relayOnce } from '../../src/services/workflow-starter';
+import { call, newMerchant, settled, startTestApi, waitForPayment, type TestApi } from '../support/stack';
+import { freePort } from '../support/processes';
+
+let api: TestApi;
+let key: string;
+
+beforeAll(async () => {
+  api = await startTestApi();
+  key = await newMerchant(api.db);
+});
+afterAll(async () => {
+  await api.close();
+});
+
+const body = (amounts = ['10.00']) => ({
+  buyer: { id: `buyer_${randomUUID()}` },
+  currency: 'USD',
+  orders: amounts.map((amount, i) => ({ seller_id: `seller_${i}`, amount })),
+  payment_method: 'tok_success',
+});
+
+/** An API whose Temporal or PostgreSQL address is a closed port: that dependency is really down. */
+async function apiWith(down: 'temporal' | 'postgres') {
+  const dead_port = await freePort();
+  const db = createDb(down === 'postgres' ? `postgres://postgres@127.0.0.1:${dead_port}/none` : String(process.env.DATABASE_URL), 2);
+  const connection = Connection.lazy({ address: down === 'temporal' ? `127.0.0.1:${dead_port}` : String(process.env.TEMPORAL_ADDRESS) });
+  const app = createApp({
+    db,
+    temporal: new Client({ connection }),
+    task_queue: String(process.env.TEMPORAL_TASK_QUEUE),
+    log: createLogger('api-test', 'silent'),
+    registry: createMetricsRegistry('api'),
+    commission_bps: 300,
+    rate_limit: { per_s: 100, burst: 100 },
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((r) => server.once('listening', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    url,
+    async close() {
+      server.close();
+      await connection.close().catch(() => undefined);
+      await db.destroy();
+    },
+  };
+}
+
+describe('health', () => {
+  it('answers 200 when PostgreSQL and Temporal are up', async () => {
+    const reply = await call(`${api.url}/healthz`);
+    expect(reply.status).toBe(200);
+    expect(reply.body.checks).toEqual({ postgres: { ok: true }, temporal: { ok: true } });
+  });
+
+  it.each(['temporal', 'postgres'] as const)('answers 503 when %s is down', async (down) => {
+    const broken = await apiWith(down);
+    try {
+      const reply = await call(`${broken.url}/healthz`);
+      expect(reply.status).toBe(503);
+      expect(reply.body.checks[down].ok).toBe(false);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
+describe('operations endpoints', () => {
+  it('exposes request latency and payments by status on /metrics', async () => {
+    await call(`${api.url}/v1/payments`, { key });
+    const reply = await call(`${api.url}/metrics`);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toContain('http_request_duration_seconds_bucket');
+    expect(reply.body).toMatch(/payments\{status="succeeded",service="api"\} \d+/);
+  });
+
+  it('serves an OpenAPI 3.1 document generated from the request schemas', async () => {
+    const reply = await call(`${api.url}/openapi.json`);
+    expect(reply.status).toBe(200);
+    expect(reply.body.openapi).toBe('3.1.0');
+    expect(Object.keys(reply.body.paths)).toEqual(expect.arrayContaining(['/v1/payments', '/v1/payments/{id}']));
+    const create = reply.body.components.schemas.CreatePayment;
+    expect(create.required).toEqual(expect.arrayContaining(['buyer', 'currency', 'orders']));
+    expect(create.additionalProperties).toBe(false);
+    expect(create.properties.orders.maxItems).toBe(100);
+  });
+
+  it('sets security headers (helmet)', async () => {
+    const reply = await call(`${api.url}/healthz`);
+    expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(reply.headers.get('strict-transport-security')).toMatch(/max-age/);
+  });
+
+  it('rate-limits per API key with 429 and Retry-After', async () => {
+    const limited = await startTestApi({ rate_limit: { per_s: 1, burst: 2 } });
+    try {
+      const own = await newMerchant(limited.db);
+      const statuses: number[] = [];
+      let retry_after: string | null = null;
+      for (let i = 0; i < 4; i++) {
+        const reply = await call(`${limited.url}/v1/payments`, { key: own });
+        statuses.push(reply.status);
+        if (reply.status === 429) {
+          retry_after = reply.headers.get('retry-after');
+          expect(reply.body.error.code).toBe('rate_limited');
+        }
+      }
+      expect(statuses.slice(0, 2)).toEqual([200, 200]);
+      expect(statuses).toContain(429);
+      expect(Number(retry_after)).toBeGreaterThanOrEqual(1);
+      // Another key still has its own bucket.
+      expect((await call(`${limited.url}/v1/payments`, { key: await newMerchant(limited.db) })).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('workflows in Temporal', () => {
+  it('sets the five search attributes, keeps PaymentStatus current and answers the status query', async () => {
+    const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body(['10.00', '5.00']) });
+    await waitForPayment(api, key, created.body.id, settled);
+    const handle = api.temporal.workflow.getHandle(created.body.workflow_id);
+    await handle.result();
+    const described = await handle.describe();
+    const sa = described.typedSearchAttributes;
+    expect(sa.get(SA.PaymentId)).toBe(created.body.id);
+    expect(sa.get(SA.PaymentStatus)).toBe('succeeded');
+    expect(sa.get(SA.AmountMinor)).toBe(1500);
+    expect(sa.get(SA.Currency)).toBe('USD');
+    expect(typeof sa.get(SA.MerchantId)).toBe('string');
+    const state = await handle.query<{ status: string; orders: Record<string, string> }>('status');
+    expect(state.status).toBe('succeeded');
+    expect(Object.values(state.orders)).toEqual(['succeeded', 'succeeded']);
+    // Children are findable by the same PaymentId, one per order.
+    const order = api.temporal.workflow.getHandle(`order-${created.body.orders[0].id}`);
+    expect((await order.describe()).typedSearchAttributes.get(SA.PaymentId)).toBe(created.body.id);
+  });
+
+  it('refuses a second run of a payment workflow id', async () => {
+    const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body() });
+    await waitForPayment(api, key, created.body.id, settled);
+    await expect(
+      api.temporal.workflow.start('PaymentWorkflow', {
+        workflowId: created.body.workflow_id,
+        taskQueue: api.task_queue,
+        args: [{ payment_id: created.body.id, merchant_id: 'x', order_ids: [] }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+    ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
+  });
+
+  it('heals a payment whose workflow never started: the retried request starts it', async () => {
+    const down = await apiWith('temporal');
+    const idem = randomUUID();
+    const request = body(['7.00']);
+    try {
+      const accepted = await call(`${down.url}/v1/payments`, { key, idempotency_key: idem, body: request });
+      expect(accepted.status).toBe(201); // Temporal being down never fails the API call
+      const row = await api.db('payment_event').where({ id: accepted.body.id }).first();
+      expect(row.workflow_started_at).toBeNull();
+      const replay = await call(`${api.url}/v1/payments`, { key, idempotency_key: idem, body: request });
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      const done = await waitForPayment(api, key, accepted.body.id, settled);
+      expect(done.status).toBe('succeeded');
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('heals a payment whose workflow never started: the relay starts it', async () => {
+    const down = await apiWith('temporal');
+    try {
+      const accepted = await call(`${down.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body(['8.00']) });
+      expect(accepted.status).toBe(201);
+      const started = await relayOnce({ db: api.db, temporal: api.temporal, task_queue: api.task_queue, log: createLogger('relay-test', 'silent') }, 0);
+      expect(started).toBeGreaterThanOrEqual(1);
+      const done = await waitForPayment(api, key, accepted.body.id, settled);
+      expect(done.status).toBe('succeeded');
+      const row = await api.db('payment_event').where({ id: accepted.body.id }).first();
+      expect(row.workflow_started_at).not.toBeNull();
+    } finally {
+      await down.close();
+    }
+  });
+});
