@@ -2,10 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Connection } from '@temporalio/client';
 import { createDb, ensureDatabase, migrateLatest } from '../../src/db';
 import { ensureTemporalCli, startDevServer, waitForTemporal } from '../../src/dev/temporal';
-import { ROOT, freePort, spawnTs, stopChild, waitForHttp, sleep } from './processes';
+import { ROOT, freePort, spawnTs, stopChild, waitForHttp, waitForPoller } from './processes';
 import type { ChildProcess } from 'node:child_process';
 
 export interface TestStack {
@@ -72,22 +71,6 @@ export default async function globalSetup(): Promise<void> {
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
-
-/** The worker is ready once it polls its task queue. */
-async function waitForPoller(address: string, task_queue: string, timeout_ms = 60_000): Promise<void> {
-  const connection = await Connection.connect({ address });
-  const deadline = Date.now() + timeout_ms;
-  try {
-    while (Date.now() < deadline) {
-      const res = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: task_queue }, taskQueueType: 1 });
-      if ((res.pollers ?? []).length > 0) return;
-      await sleep(250);
-    }
-    throw new Error(`no worker polled ${task_queue} within ${timeout_ms} ms (see test-output/worker.log)`);
-  } finally {
-    await connection.close();
-  }
-}
 
 export async function stopStack(stack: TestStack): Promise<void> {
   for (const { child } of [...stack.children].reverse()) await stopChild(child);

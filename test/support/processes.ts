@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
+import { Connection } from '@temporalio/client';
 
 export const ROOT = path.resolve(__dirname, '../..');
 const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
@@ -68,4 +69,20 @@ export async function waitForHttp(url: string, timeout_ms = 60_000): Promise<voi
 
 export async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A worker is ready once it polls its task queue. */
+export async function waitForPoller(address: string, task_queue: string, timeout_ms = 60_000): Promise<void> {
+  const connection = await Connection.connect({ address });
+  const deadline = Date.now() + timeout_ms;
+  try {
+    while (Date.now() < deadline) {
+      const res = await connection.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: task_queue }, taskQueueType: 1 });
+      if ((res.pollers ?? []).length > 0) return;
+      await sleep(250);
+    }
+    throw new Error(`no worker polled ${task_queue} within ${timeout_ms} ms (see test-output/*.log)`);
+  } finally {
+    await connection.close();
+  }
 }
