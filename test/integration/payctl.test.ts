@@ -1,0 +1,68 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
+import { postTransaction } from '../../src/ledger/store';
+import { capturePosting } from '../../src/domain/ledger';
+import { ROOT } from '../support/processes';
+
+const run = promisify(execFile);
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+async function payctl(args: string[], database_url: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(TSX, ['src/cli/payctl.ts', ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: database_url } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('payctl ledger verify', () => {
+  it('passes on the suite\'s ledger', async () => {
+    const result = await payctl(['ledger', 'verify'], String(process.env.DATABASE_URL));
+    expect(result.stdout).toContain('ledger verify: OK');
+    expect(result.code).toBe(0);
+  });
+
+  it('refuses edits, then exits non-zero naming the broken transaction and accounts', async () => {
+    const url = `postgres://postgres@127.0.0.1:5432/payctl_${randomBytes(4).toString('hex')}`;
+    await ensureDatabase(url);
+    const db = createDb(url, 2);
+    try {
+      await migrateLatest(db);
+      await db.transaction(async (trx) => {
+        // payment_id/order_id are foreign keys; this database holds only the ledger.
+        const posting = capturePosting({ order_id: 'o1', payment_id: 'p1', merchant_id: 'm', seller_id: 's', currency: 'USD', amount_minor: 1000n, commission_bps: 300 });
+        await postTransaction(trx, { ...posting, payment_id: null, order_id: null });
+      });
+      expect((await payctl(['ledger', 'verify'], url)).code).toBe(0);
+      await expect(db('ledger_entry').update({ amount_minor: '1' })).rejects.toThrow(/append-only/);
+      await expect(db('ledger_transaction').delete()).rejects.toThrow(/append-only/);
+
+      // Tamper the way a bug or a hand-edit would: an extra entry, and a stored balance off by one.
+      const tx = await db('ledger_transaction').first();
+      const account = await db('ledger_account').where({ code: 'platform_revenue' }).first();
+      await db('ledger_entry').insert({ transaction_id: tx.id, account_id: account.id, amount_minor: '5', currency: 'USD' });
+      await db('ledger_account').where({ code: 'psp_receivable' }).update({ balance_minor: db.raw('balance_minor + 1') });
+
+      const result = await payctl(['ledger', 'verify'], url);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`BREAK unbalanced_transaction id=${tx.id}`);
+      expect(result.stdout).toMatch(/BREAK balance_mismatch .*psp_receivable/);
+      expect(result.stdout).toMatch(/BREAK balance_mismatch .*platform_revenue/);
+    } finally {
+      await db.destroy();
+      await dropDatabase(url);
+    }
+  });
+
+  it('answers a usage error with exit code 2', async () => {
+    const result = await payctl(['ledger', 'frobnicate'], String(process.env.DATABASE_URL));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('usage: payctl');
+    expect((await payctl(['ledger', 'verify', '--bogus'], String(process.env.DATABASE_URL))).code).toBe(2);
+  });
+});

@@ -1,0 +1,86 @@
+import { capturePosting, assertBalanced } from '../../src/domain/ledger';
+import { derivePaymentStatus, assertOrderMove } from '../../src/domain/status';
+import { evaluateRiskRules, parseRiskRules } from '../../src/domain/risk';
+import { requestHash } from '../../src/services/idempotency';
+import { fromZod, httpStatusOf } from '../../src/api/errors';
+import { CreatePaymentBody } from '../../src/api/schemas';
+import { AppError, ERROR_CODES } from '../../src/domain/errors';
+
+describe('payment status', () => {
+  it('derives the event status from its orders', () => {
+    expect(derivePaymentStatus(['succeeded', 'succeeded'])).toBe('succeeded');
+    expect(derivePaymentStatus(['failed', 'failed'])).toBe('failed');
+    expect(derivePaymentStatus(['succeeded', 'failed'])).toBe('partially_succeeded');
+    expect(derivePaymentStatus(['succeeded', 'executing'])).toBe('processing');
+    expect(derivePaymentStatus(['not_started'])).toBe('processing');
+  });
+
+  it('never lets an order status move backwards or leave a terminal state', () => {
+    expect(() => assertOrderMove('succeeded', 'failed')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('failed', 'executing')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('executing', 'not_started')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('not_started', 'executing')).not.toThrow();
+  });
+});
+
+describe('ledger postings', () => {
+  it('posts a capture as debit receivable, credit seller and commission, summing to zero', () => {
+    const posting = capturePosting({ order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 10_000n, commission_bps: 300 });
+    expect(posting.reference).toBe('order:ord_1:capture');
+    expect(posting.entries).toEqual([
+      { account_code: 'psp_receivable', account_type: 'asset', amount_minor: 10_000n },
+      { account_code: 'seller_payable:mer_1:S', account_type: 'liability', amount_minor: -9_700n },
+      { account_code: 'platform_revenue', account_type: 'revenue', amount_minor: -300n },
+    ]);
+  });
+
+  it('refuses an unbalanced posting', () => {
+    const entries = [
+      { account_code: 'a', account_type: 'asset' as const, amount_minor: 100n },
+      { account_code: 'b', account_type: 'liability' as const, amount_minor: -99n },
+    ];
+    expect(() => assertBalanced({ reference: 'x', description: 'x', currency: 'USD', payment_id: null, order_id: null, entries })).toThrow(/sums to zero/);
+  });
+});
+
+describe('risk rules', () => {
+  const rules = parseRiskRules('USD:100.00,JPY:10000', 'bad_buyer, worse_buyer');
+  const input = { payment_id: 'p', merchant_id: 'm', buyer_id: 'ok', currency: 'USD', amount_minor: 10_000n };
+
+  it('passes a payment within the limit', () => {
+    expect(evaluateRiskRules(rules, input)).toEqual({ approved: true });
+  });
+  it('rejects above the per-currency cap and blocked buyers', () => {
+    expect(evaluateRiskRules(rules, { ...input, amount_minor: 10_001n })).toMatchObject({ approved: false, code: 'risk_rejected' });
+    expect(evaluateRiskRules(rules, { ...input, buyer_id: 'worse_buyer' })).toMatchObject({ approved: false, code: 'risk_rejected' });
+  });
+  it('refuses malformed rule config', () => {
+    expect(() => parseRiskRules('USD100', '')).toThrow(/CUR:amount/);
+    expect(() => parseRiskRules('USD:1.001', '')).toThrow(AppError);
+  });
+});
+
+describe('errors', () => {
+  it('maps every code to an HTTP status in one table', () => {
+    for (const code of Object.keys(ERROR_CODES) as (keyof typeof ERROR_CODES)[]) {
+      const status = httpStatusOf(new AppError(code, 'm'));
+      expect(status).toBeGreaterThanOrEqual(400);
+      expect(status).toBeLessThan(600);
+    }
+    expect(httpStatusOf(new AppError('idempotency_key_reused', 'm'))).toBe(422);
+    expect(httpStatusOf(new AppError('idempotency_key_in_use', 'm'))).toBe(409);
+  });
+
+  it('names the offending field of a schema failure', () => {
+    const parsed = CreatePaymentBody.safeParse({ buyer: { id: 'b' }, currency: 'USD', orders: [{ seller_id: 's', amount: 5 }] });
+    expect(parsed.success).toBe(false);
+    if (!parsed.success) expect(fromZod(parsed.error)).toMatchObject({ code: 'invalid_amount', param: 'orders[0].amount' });
+  });
+});
+
+describe('idempotency request hash', () => {
+  it('ignores key order but not values', () => {
+    expect(requestHash('POST', '/p', { a: 1, b: { c: 2, d: 3 } })).toBe(requestHash('POST', '/p', { b: { d: 3, c: 2 }, a: 1 }));
+    expect(requestHash('POST', '/p', { a: '1.00' })).not.toBe(requestHash('POST', '/p', { a: '1.0' }));
+  });
+});
