@@ -8,6 +8,7 @@ import { createPspClient } from '../psp/client';
 import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
 import { activityMetrics, createMetricsRegistry } from '../metrics';
+import { installSdkLogging } from './sdk-logging';
 
 /** Counts retries and times every activity; the counts are what /metrics shows as "activity retries". */
 function metricsInterceptor(registry: Registry): ActivityInterceptorsFactory {
@@ -51,6 +52,7 @@ function serveMetrics(registry: Registry, port: number, log: Logger): http.Serve
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger('worker', env.LOG_LEVEL);
+  installSdkLogging(log, env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? 'DEBUG' : 'INFO');
   const db = createDb(env.DATABASE_URL, env.DB_POOL_MAX);
   const psp = createPspClient({ base_url: env.PSP_URL, api_key: env.PSP_API_KEY, timeout_ms: env.PSP_TIMEOUT_MS });
   const risk = createRulesRiskProvider(parseRiskRules(env.RISK_MAX_AMOUNT, env.RISK_BLOCKED_BUYERS));

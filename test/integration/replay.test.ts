@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { ROOT } from '../support/processes';
+import { createLogger } from '../../src/logger';
+import { installSdkLogging } from '../../src/workers/sdk-logging';
+
+installSdkLogging(createLogger('replay-test', 'error'), 'ERROR');
 
 /**
  * Recorded histories (test/histories/, written by `npm run histories:record`) replayed against

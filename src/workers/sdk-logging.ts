@@ -1,0 +1,22 @@
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import type { Logger } from '../logger';
+
+const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/**
+ * Routes the Temporal SDK's own logs (TS side and the Rust core) through pino, so every line the
+ * worker prints is one JSON event. Must run before any Worker or NativeConnection is created.
+ */
+export function installSdkLogging(log: Logger, level: LogLevel = 'WARN'): void {
+  const sdk = log.child({ component: 'temporal-sdk' });
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => sdk[PINO_LEVEL[entry.level]]({ ...entry.meta }, entry.message)),
+    telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },
+  });
+}
