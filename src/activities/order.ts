@@ -97,6 +97,7 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
       .where({ id: order.id })
       .whereIn('status', ['not_started', 'executing'])
       .update({ status: 'executing', charge_attempts: db.raw('charge_attempts + 1'), updated_at: db.fn.now() });
+    order.status = 'executing'; // keep the in-memory row in step: the outcome moves from here
     return await psp.createCharge({
       idempotency_key: order.id,
       order_reference: order.id,

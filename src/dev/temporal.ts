@@ -43,7 +43,14 @@ export function ensureTemporalCli(log: (msg: string) => void): string {
     throw new Error('the Temporal CLI is missing and Go is not installed to build it: install Go ≥ 1.24 (https://go.dev/dl) or put `temporal` on PATH, or set TEMPORAL_ADDRESS to use an existing cluster');
   }
   log(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} from source (first time only, takes a few minutes)…`);
-  execFileSync('go', ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], { stdio: 'inherit' });
+  const pkg = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
+  try {
+    execFileSync('go', ['install', pkg], { stdio: 'inherit' });
+  } catch {
+    // Where the checksum database is unreachable, the module proxy is the only source anyway.
+    log('go install failed; retrying with GOSUMDB=off');
+    execFileSync('go', ['install', pkg], { stdio: 'inherit', env: { ...process.env, GOSUMDB: 'off' } });
+  }
   const built = path.join(bin, 'temporal');
   if (!executable(built)) throw new Error(`go install finished but ${built} is missing`);
   return built;
@@ -54,7 +61,8 @@ export interface DevServerOptions {
   port: number;
   ui_port: number | null; // null: headless
   db_filename: string | null; // null: in memory
-  log_file?: string;
+  log_file?: string; // append output here; else pipe it (pipe: true) or inherit ours
+  pipe?: boolean;
 }
 
 export function startDevServer(opts: DevServerOptions): ChildProcess {
@@ -65,7 +73,7 @@ export function startDevServer(opts: DevServerOptions): ChildProcess {
     args.push('--db-filename', opts.db_filename);
   }
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
-  const out = opts.log_file === undefined ? 'inherit' : fs.openSync(opts.log_file, 'a');
+  const out = opts.log_file !== undefined ? fs.openSync(opts.log_file, 'a') : opts.pipe === true ? 'pipe' : 'inherit';
   return spawn(opts.cli, args, { stdio: ['ignore', out, out] });
 }
 

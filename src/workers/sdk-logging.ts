@@ -16,7 +16,11 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 export function installSdkLogging(log: Logger, level: LogLevel = 'WARN'): void {
   const sdk = log.child({ component: 'temporal-sdk' });
   Runtime.install({
-    logger: new DefaultLogger(level, (entry) => sdk[PINO_LEVEL[entry.level]]({ ...entry.meta }, entry.message)),
+    logger: new DefaultLogger(level, (entry) => {
+      // The SDK puts errors under `error`; pino serialises stacks only under `err`.
+      const { error, ...meta } = entry.meta ?? {};
+      sdk[PINO_LEVEL[entry.level]]({ ...meta, ...(error === undefined ? {} : { err: error }) }, entry.message);
+    }),
     telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },
   });
 }

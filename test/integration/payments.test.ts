@@ -56,6 +56,11 @@ describe('pay-in happy path', () => {
     const sum = entries.reduce((acc, e) => acc + BigInt(e.amount_minor), 0n);
     expect(sum).toBe(0n);
     expect(entries.filter((e) => e.code === 'platform_revenue').map((e) => e.amount_minor).sort()).toEqual(['-300', '-76']);
+
+    // No hidden retries on the happy path: every activity of the order workflow ran once.
+    const history = await api.temporal.workflow.getHandle(`order-${done.orders[0].id}`).fetchHistory();
+    const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
+    expect(attempts).toEqual([1, 1, 1]);
   });
 });
 
