@@ -77,7 +77,9 @@ async function demoPayment(env: Env): Promise<void> {
 const running: { temporal: ChildProcess | null; children: Supervised[] } = { temporal: null, children: [] };
 
 async function stopAll(): Promise<void> {
-  for (const child of running.children.reverse()) await child.stop();
+  // All at once: each stop() marks its child as stopping before any exit can trigger a restart
+  // (Ctrl-C signals the whole process group, so children may already be exiting).
+  await Promise.all(running.children.map((child) => child.stop()));
   await stopProcess(running.temporal);
 }
 

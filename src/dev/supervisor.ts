@@ -1,10 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import readline from 'node:readline';
 import type { Logger } from '../logger';
-
-const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+import { ROOT, tsCommand } from './run-ts';
 const BACKOFF_START_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
 const HEALTHY_AFTER_MS = 30_000; // a child that ran this long gets its backoff reset
@@ -37,7 +34,8 @@ export function supervise(name: string, entry: string, env: NodeJS.ProcessEnv, l
 
   const start = (): void => {
     const started_at = Date.now();
-    child = spawn(TSX, [path.join(ROOT, entry)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { command, args } = tsCommand(entry);
+    child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     prefixOutput(name, child);
     child.once('exit', (code, signal) => {
       child = null;

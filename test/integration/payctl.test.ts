@@ -1,18 +1,17 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
 import { postTransaction } from '../../src/ledger/store';
 import { capturePosting } from '../../src/domain/ledger';
-import { ROOT } from '../support/processes';
+import { ROOT, tsCommand } from '../../src/dev/run-ts';
 
 const run = promisify(execFile);
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
 async function payctl(args: string[], database_url: string): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(TSX, ['src/cli/payctl.ts', ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: database_url } });
+    const cmd = tsCommand('src/cli/payctl.ts');
+    const { stdout, stderr } = await run(cmd.command, [...cmd.args, ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: database_url } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -4,8 +4,9 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { Connection } from '@temporalio/client';
 
-export const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+import { ROOT, tsCommand } from '../../src/dev/run-ts';
+
+export { ROOT };
 
 /** Asks the kernel for a free TCP port on loopback. */
 export async function freePort(): Promise<number> {
@@ -33,7 +34,8 @@ export interface Service {
 export function spawnTs(name: string, entry: string, env: Record<string, string>): Service {
   fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
   const log = fs.openSync(path.join(ROOT, 'test-output', `${name}.log`), 'a');
-  const child = spawn(TSX, [path.join(ROOT, entry)], {
+  const { command, args } = tsCommand(entry);
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', log, log],
