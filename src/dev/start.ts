@@ -83,10 +83,16 @@ async function stopAll(): Promise<void> {
   await stopProcess(running.temporal);
 }
 
-async function shutdown(signal: string, code: number): Promise<void> {
-  log.info({ signal }, 'stopping every child');
-  await stopAll();
-  process.exit(code);
+let stopping: Promise<void> | null = null;
+
+/** Once, whatever asks first: Ctrl-C reaches npm and us together, and npm then sends SIGTERM too. */
+function shutdown(signal: string, code: number): Promise<void> {
+  stopping ??= (async () => {
+    log.info({ signal }, 'stopping every child');
+    await stopAll();
+    process.exit(code);
+  })();
+  return stopping;
 }
 
 async function main(): Promise<void> {

@@ -38,7 +38,6 @@ export function supervise(name: string, entry: string, env: NodeJS.ProcessEnv, l
     child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     prefixOutput(name, child);
     child.once('exit', (code, signal) => {
-      child = null;
       if (stopping) return;
       if (Date.now() - started_at > HEALTHY_AFTER_MS) backoff_ms = BACKOFF_START_MS;
       log.warn({ service: name, code, signal, restart_in_ms: backoff_ms }, 'child exited; restarting');
@@ -58,11 +57,14 @@ export function supervise(name: string, entry: string, env: NodeJS.ProcessEnv, l
   };
 }
 
+/** SIGTERM, then SIGKILL after a grace period; resolves once the child's pipes are drained. */
 export async function stopProcess(child: ChildProcess | null): Promise<void> {
-  if (child === null || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  if (child === null) return;
+  // 'close', not 'exit': wait until the child's last log lines have come through its pipes
+  // (it may have exited already, e.g. on the Ctrl-C that reached the whole process group).
+  const closed = child.stdout === null || child.stdout.readableEnded ? Promise.resolve() : new Promise<void>((resolve) => child.once('close', () => resolve()));
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-  await exited;
+  await closed;
   clearTimeout(timer);
 }

@@ -69,8 +69,14 @@ async function main(): Promise<void> {
   });
   const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
   log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info({ signal, state: worker.getState() }, 'worker stopping');
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks finish
+    await worker.run(); // returns after shutdown() once in-flight tasks finish
   } finally {
     metrics_server?.close();
     await connection.close();

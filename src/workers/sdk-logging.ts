@@ -22,5 +22,8 @@ export function installSdkLogging(log: Logger, level: LogLevel = 'WARN'): void {
       sdk[PINO_LEVEL[entry.level]]({ ...meta, ...(error === undefined ? {} : { err: error }) }, entry.message);
     }),
     telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },
+    // Signals are handled in the worker's main: the SDK's own handler ends the process hard on a
+    // second signal, and Ctrl-C under `npm start` delivers two (the group's SIGINT, then our SIGTERM).
+    shutdownSignals: [],
   });
 }
