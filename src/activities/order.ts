@@ -128,13 +128,7 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
 
     /** Credits the seller's wallet once; the flag flips in the same database transaction. */
     async creditWallet(order_id: string): Promise<void> {
-      await db.transaction(async (trx) => {
-        const flipped = await trx('payment_order')
-          .where({ id: order_id, status: 'succeeded', wallet_updated: false })
-          .update({ wallet_updated: true, updated_at: trx.fn.now() })
-          .returning<OrderRow[]>('*');
-        const order = flipped[0];
-        if (order === undefined) return; // already credited (or not captured: the DB check forbids it)
+      await onceFlagged(db, order_id, 'wallet_updated', async (trx, order) => {
         const { seller_minor } = splitCommission(BigInt(order.amount_minor), order.commission_bps);
         await trx.raw(
           `insert into wallet (merchant_id, seller_id, currency, balance_minor) values (?, ?, ?, ?::bigint)
@@ -148,19 +142,34 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
 
     /** Posts the capture to the double-entry ledger once (unique reference + flag). */
     async postLedger(order_id: string): Promise<void> {
-      await db.transaction(async (trx) => {
-        const flipped = await trx('payment_order')
-          .where({ id: order_id, status: 'succeeded', ledger_updated: false })
-          .update({ ledger_updated: true, updated_at: trx.fn.now() })
-          .returning<OrderRow[]>('*');
-        const order = flipped[0];
-        if (order === undefined) return;
+      await onceFlagged(db, order_id, 'ledger_updated', async (trx, order) => {
         const posted = await postTransaction(trx, capturePosting(orderForPosting(order)));
         assert(posted, `order ${order_id} capture was not posted before its flag was set`);
         log.info({ order_id, payment_id: order.payment_id }, 'ledger posted');
       });
     },
   };
+}
+
+/**
+ * Runs `work` exactly once per order and flag: the flag flips from false to true in the same
+ * transaction as the work, so a repeat (retry, replayed activity) finds it set and does nothing.
+ * Only a captured order can flip (the WHERE and a table check constraint both say so).
+ */
+async function onceFlagged(
+  db: Knex,
+  order_id: string,
+  flag: 'wallet_updated' | 'ledger_updated',
+  work: (trx: Knex.Transaction, order: OrderRow) => Promise<void>,
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    const flipped = await trx('payment_order')
+      .where({ id: order_id, status: 'succeeded', [flag]: false })
+      .update({ [flag]: true, updated_at: trx.fn.now() })
+      .returning<OrderRow[]>('*');
+    const order = flipped[0];
+    if (order !== undefined) await work(trx, order);
+  });
 }
 
 function orderForPosting(order: OrderRow) {

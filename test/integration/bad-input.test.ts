@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { call, newMerchant, startTestApi, type TestApi } from '../support/stack';
+import { call, type TestApi, useTestApi } from '../support/stack';
 
 let api: TestApi;
 let key: string;
-
-beforeAll(async () => {
-  api = await startTestApi();
-  key = await newMerchant(api.db);
-});
-afterAll(async () => {
-  await api.close();
+useTestApi((a, k) => {
+  api = a;
+  key = k;
 });
 
 const valid = () => ({

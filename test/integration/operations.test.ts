@@ -6,18 +6,14 @@ import { createLogger } from '../../src/logger';
 import { createMetricsRegistry } from '../../src/metrics';
 import { SA } from '../../src/workflows/search-attributes';
 import { relayOnce } from '../../src/services/workflow-starter';
-import { call, newMerchant, settled, startTestApi, waitForPayment, type TestApi } from '../support/stack';
+import { call, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 import { freePort } from '../support/processes';
 
 let api: TestApi;
 let key: string;
-
-beforeAll(async () => {
-  api = await startTestApi();
-  key = await newMerchant(api.db);
-});
-afterAll(async () => {
-  await api.close();
+useTestApi((a, k) => {
+  api = a;
+  key = k;
 });
 
 const body = (amounts = ['10.00']) => ({

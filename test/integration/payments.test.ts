@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { call, newMerchant, pspStats, settled, startTestApi, waitForPayment, type TestApi } from '../support/stack';
+import { call, newMerchant, pspStats, settled, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 
 let api: TestApi;
 let key: string;
-
-beforeAll(async () => {
-  api = await startTestApi();
-  key = await newMerchant(api.db);
-});
-afterAll(async () => {
-  await api.close();
+useTestApi((a, k) => {
+  api = a;
+  key = k;
 });
 
 function checkout(payment_method: string, amounts: string[] = ['100.00', '25.50'], currency = 'USD') {

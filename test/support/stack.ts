@@ -87,3 +87,15 @@ export async function pspStats(order_reference: string): Promise<{ charges_total
   const res = await fetch(`${need('PSP_URL')}/_sandbox/stats?order_reference=${encodeURIComponent(order_reference)}`);
   return (await res.json()) as { charges_total: number; charges_succeeded: number };
 }
+
+/** beforeAll/afterAll for a test file: one API on an ephemeral port and one fresh merchant. */
+export function useTestApi(set: (api: TestApi, key: string) => void): void {
+  let api: TestApi | undefined;
+  beforeAll(async () => {
+    api = await startTestApi();
+    set(api, await newMerchant(api.db));
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+}
