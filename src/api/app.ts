@@ -12,6 +12,7 @@ import { httpMetrics, paymentStatusGauge } from './metrics';
 import { openApiDocument } from './openapi';
 import { paymentsRouter } from './payments';
 import { rateLimit } from './rate-limit';
+import { requestLog } from './request-log';
 
 export interface AppDeps {
   db: Knex;
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(helmet());
+  app.use(requestLog(deps.log));
   app.use(httpMetrics(deps.registry));
   paymentStatusGauge(deps.registry, deps.db);
 

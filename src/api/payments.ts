@@ -30,6 +30,7 @@ export function paymentsRouter({ db, log, starter, commission_bps }: PaymentsRou
     });
     // Also on a replay: if the first request died before starting the workflow, this heals it.
     if (result.payment_id !== null) await tryStartPaymentWorkflow(starter, result.payment_id);
+    res.locals.payment_id = result.payment_id;
     log.info({ merchant_id: merchant.merchant_id, payment_id: result.payment_id, replayed: result.replayed }, 'payment accepted');
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(result.status).json(result.body);
@@ -41,6 +42,7 @@ export function paymentsRouter({ db, log, starter, commission_bps }: PaymentsRou
   });
 
   router.get('/:id', async (req, res) => {
+    res.locals.payment_id = String(req.params.id);
     res.json(await getPayment(db, merchantOf(res).merchant_id, String(req.params.id)));
   });
 

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { hashApiKey } from '../../src/services/merchants';
+import { requestHash } from '../../src/services/idempotency';
 import { call, newMerchant, pspStats, settled, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 
 let api: TestApi;
@@ -137,6 +139,23 @@ describe('idempotency', () => {
     const [id] = [...ids];
     const done = await waitForPayment(api, key, String(id), settled);
     expect((await pspStats(done.orders[0].id)).charges_total).toBe(1);
+  });
+
+  it('answers 409 while the first request holds the key, and lets a retry take over once its lock expires', async () => {
+    const body = checkout('tok_success', ['9.99']);
+    const idem = randomUUID();
+    const merchant_id = (await api.db('api_key').where({ key_hash: hashApiKey(key) }).first()).merchant_id;
+    // A request that claimed the key and then died (or is still working): same body, lock not expired.
+    await api.db('idempotency_key').insert({ merchant_id, key: idem, request_hash: requestHash('POST', '/v1/payments', body), status: 'in_flight', locked_until: api.db.raw("now() + interval '1 minute'") });
+    const busy = await pay(body, idem);
+    expect(busy.status).toBe(409);
+    expect(busy.body.error.code).toBe('idempotency_key_in_use');
+    expect(await api.db('payment_event').where({ buyer_id: body.buyer.id })).toHaveLength(0);
+
+    await api.db('idempotency_key').where({ merchant_id, key: idem }).update({ locked_until: api.db.raw("now() - interval '1 second'") });
+    const retried = await pay(body, idem);
+    expect(retried.status).toBe(201);
+    expect((await waitForPayment(api, key, retried.body.id, settled)).status).toBe('succeeded');
   });
 
   it('scopes keys per merchant: two merchants may use the same key', async () => {

@@ -98,7 +98,8 @@ describe('crashes and outages', () => {
   });
 
   it('keeps orders waiting and retrying while the PSP is down, then completes once it is back', async () => {
-    spawn('worker', 'src/workers/main.ts', env); // PSP_URL points at a port nobody listens on yet
+    const metrics_port = await freePort();
+    spawn('worker', 'src/workers/main.ts', { ...env, WORKER_METRICS_PORT: String(metrics_port) }); // PSP_URL: nobody listens there yet
     await waitForPoller(String(process.env.TEMPORAL_ADDRESS), task_queue);
     const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: checkout() });
     expect(created.status).toBe(201);
@@ -110,6 +111,9 @@ describe('crashes and outages', () => {
     });
     const waiting = await call(`${api.url}/v1/payments/${created.body.id}`, { key });
     expect(waiting.body.status).toBe('processing');
+    const metrics = await (await fetch(`http://127.0.0.1:${metrics_port}/metrics`)).text();
+    const retries = /activity_attempts_total\{activity="chargeOrder",retry="yes",service="worker"\} (\d+)/.exec(metrics);
+    expect(Number(retries?.[1])).toBeGreaterThanOrEqual(2);
 
     spawn('sandbox', 'src/sandbox-psp/main.ts', env);
     const done = await waitForPayment(api, key, created.body.id, settled, 60_000);
