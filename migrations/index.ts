@@ -1,11 +1,15 @@
 import type { Knex } from 'knex';
 import * as m001 from './001_initial';
+import * as m002 from './002_ledger_holds_fees';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
  * a bundler without knex having to load .ts files from disk by itself.
  */
-const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [['001_initial', m001]];
+const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
+  ['001_initial', m001],
+  ['002_ledger_holds_fees', m002],
+];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {
   getMigrations: async () => [...MIGRATIONS],

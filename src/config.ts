@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   RELAY_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
   RELAY_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(3_000),
   WORKER_METRICS_PORT: port.default(9464),
+  HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
 });
 

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import type { PspClient } from '../psp/client';
 import type { RiskProvider } from '../domain/risk';
+import type { LedgerPoster } from '../ledger/poster';
 import { createOrderActivities } from './order';
 import { createPaymentActivities } from './payment';
 
@@ -10,6 +11,7 @@ export interface ActivityDeps {
   psp: PspClient;
   risk: RiskProvider;
   log: Logger;
+  ledger: LedgerPoster;
 }
 
 /** Every activity, built from clients passed in (never created inside an activity). */

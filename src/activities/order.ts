@@ -4,15 +4,15 @@ import type { Logger } from '../logger';
 import { PspError, type PspCharge, type PspClient } from '../psp/client';
 import { assert } from '../domain/assert';
 import { assertOrderMove, type OrderStatus } from '../domain/status';
-import { capturePosting } from '../domain/ledger';
-import { splitCommission } from '../domain/money';
-import { postTransaction } from '../ledger/store';
+import { capturePosting, type CapturedOrder } from '../domain/ledger';
+import type { LedgerPoster } from '../ledger/poster';
 import type { ChargeOutcome } from './types';
 
 export interface OrderDeps {
   db: Knex;
   psp: PspClient;
   log: Logger;
+  ledger: LedgerPoster;
 }
 
 interface OrderRow {
@@ -27,7 +27,8 @@ interface OrderRow {
   failure_code: string | null;
   failure_message: string | null;
   charge_attempts: number;
-  commission_bps: number;
+  commission_minor: string;
+  psp_fee_minor: string | null;
   wallet_updated: boolean;
   ledger_updated: boolean;
 }
@@ -70,14 +71,15 @@ function toActivityFailure(err: PspError): ApplicationFailure {
   });
 }
 
-export function createOrderActivities({ db, psp, log }: OrderDeps) {
-  async function applyOutcome(order: OrderRow, outcome: ChargeOutcome): Promise<ChargeOutcome> {
+export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
+  // The PSP's fee is recorded once, from the figure it returns with the capture.
+  async function applyOutcome(order: OrderRow, outcome: ChargeOutcome, psp_fee_minor?: string): Promise<ChargeOutcome> {
     assertOrderMove(order.status, outcome.status);
     const { status, psp_reference, failure_code, failure_message } = outcome;
     const updated = await db('payment_order')
       .where({ id: order.id })
       .whereIn('status', ['not_started', 'executing'])
-      .update({ status, psp_reference, failure_code, failure_message, updated_at: db.fn.now() })
+      .update({ status, psp_reference, failure_code, failure_message, psp_fee_minor: psp_fee_minor ?? null, updated_at: db.fn.now() })
       .returning<OrderRow[]>('*');
     // Nothing updated: a concurrent attempt finished first; its stored result wins.
     const row = updated[0] ?? (await loadOrder(db, order.id));
@@ -107,6 +109,22 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
     });
   }
 
+  /**
+   * Credits the seller's wallet and writes the ledger: one balanced posting, since the wallet IS
+   * the seller-payable balance. The posting's unique reference makes a repeat a no-op; the flags
+   * follow it (a crash in between is healed by the retry, which finds the posting and sets them).
+   */
+  async function recordCapture(order_id: string): Promise<void> {
+    const order = await loadOrder(db, order_id);
+    assert(order.status === 'succeeded', `order ${order_id} is captured before its books are written`);
+    const result = await ledger.post(capturePosting(capturedOrder(order)));
+    await db('payment_order')
+      .where({ id: order_id })
+      .andWhere((q) => q.where({ wallet_updated: false }).orWhere({ ledger_updated: false }))
+      .update({ wallet_updated: true, ledger_updated: true, updated_at: db.fn.now() });
+    log.info({ order_id, payment_id: order.payment_id, seller_id: order.seller_id, transaction_id: result.transaction_id, created: result.created }, 'capture recorded');
+  }
+
   return {
     /** PSP charge for one order. Idempotent: a terminal order answers from the database. */
     async chargeOrder(order_id: string): Promise<ChargeOutcome> {
@@ -114,7 +132,7 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
       if (order.status === 'succeeded' || order.status === 'failed') return outcomeOf(order);
       try {
         const charge = await withHeartbeat(chargeAtPsp(order));
-        return await applyOutcome(order, outcomeOfCharge(order, charge));
+        return await applyOutcome(order, outcomeOfCharge(order, charge), charge.status === 'succeeded' ? charge.fee : undefined);
       } catch (err) {
         if (!(err instanceof PspError)) throw err;
         log.warn({ order_id, payment_id: order.payment_id, kind: err.kind, code: err.code }, 'psp call failed');
@@ -126,53 +144,16 @@ export function createOrderActivities({ db, psp, log }: OrderDeps) {
       }
     },
 
-    /** Credits the seller's wallet once; the flag flips in the same database transaction. */
-    async creditWallet(order_id: string): Promise<void> {
-      await onceFlagged(db, order_id, 'wallet_updated', async (trx, order) => {
-        const { seller_minor } = splitCommission(BigInt(order.amount_minor), order.commission_bps);
-        await trx.raw(
-          `insert into wallet (merchant_id, seller_id, currency, balance_minor) values (?, ?, ?, ?::bigint)
-           on conflict (merchant_id, seller_id, currency)
-           do update set balance_minor = wallet.balance_minor + excluded.balance_minor, updated_at = now()`,
-          [order.merchant_id, order.seller_id, order.currency, seller_minor.toString()],
-        );
-        log.info({ order_id, payment_id: order.payment_id, seller_id: order.seller_id }, 'wallet credited');
-      });
-    },
-
-    /** Posts the capture to the double-entry ledger once (unique reference + flag). */
-    async postLedger(order_id: string): Promise<void> {
-      await onceFlagged(db, order_id, 'ledger_updated', async (trx, order) => {
-        const posted = await postTransaction(trx, capturePosting(orderForPosting(order)));
-        assert(posted, `order ${order_id} capture was not posted before its flag was set`);
-        log.info({ order_id, payment_id: order.payment_id }, 'ledger posted');
-      });
-    },
+    recordCapture,
+    // The two steps of workflows started before the books became one posting (see the patch in
+    // PaymentOrderWorkflow): each does the whole step, which is idempotent.
+    creditWallet: recordCapture,
+    postLedger: recordCapture,
   };
 }
 
-/**
- * Runs `work` exactly once per order and flag: the flag flips from false to true in the same
- * transaction as the work, so a repeat (retry, replayed activity) finds it set and does nothing.
- * Only a captured order can flip (the WHERE and a table check constraint both say so).
- */
-async function onceFlagged(
-  db: Knex,
-  order_id: string,
-  flag: 'wallet_updated' | 'ledger_updated',
-  work: (trx: Knex.Transaction, order: OrderRow) => Promise<void>,
-): Promise<void> {
-  await db.transaction(async (trx) => {
-    const flipped = await trx('payment_order')
-      .where({ id: order_id, status: 'succeeded', [flag]: false })
-      .update({ [flag]: true, updated_at: trx.fn.now() })
-      .returning<OrderRow[]>('*');
-    const order = flipped[0];
-    if (order !== undefined) await work(trx, order);
-  });
-}
-
-function orderForPosting(order: OrderRow) {
+function capturedOrder(order: OrderRow): CapturedOrder {
+  assert(order.psp_fee_minor !== null, `order ${order.id} has the PSP's fee`);
   return {
     order_id: order.id,
     payment_id: order.payment_id,
@@ -180,7 +161,8 @@ function orderForPosting(order: OrderRow) {
     seller_id: order.seller_id,
     currency: order.currency,
     amount_minor: BigInt(order.amount_minor),
-    commission_bps: order.commission_bps,
+    commission_minor: BigInt(order.commission_minor),
+    psp_fee_minor: BigInt(order.psp_fee_minor),
   };
 }
 

@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   api_key_missing: 'authentication',
   api_key_invalid: 'authentication',
   rate_limited: 'rate_limit',
+  hold_expired: 'conflict',
+  hold_already_resolved: 'conflict',
   resource_missing: 'not_found',
   route_not_found: 'not_found',
   internal_error: 'internal',

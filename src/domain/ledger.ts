@@ -1,69 +1,166 @@
 import { assert } from './assert';
-import { splitCommission } from './money';
 
 export type AccountType = 'asset' | 'liability' | 'revenue' | 'expense';
+export type NormalBalance = 'debit' | 'credit';
+export type Phase = 'pending' | 'posted';
+export type TransactionKind = 'posting' | 'hold' | 'post_pending' | 'void_pending';
 
-/** One line of a posting: debit positive, credit negative (primer §6). */
+/** Assets and expenses grow with debits; liabilities and revenue with credits (primer §6). */
+export function normalBalanceOf(type: AccountType): NormalBalance {
+  return type === 'asset' || type === 'expense' ? 'debit' : 'credit';
+}
+
+export interface AccountRef {
+  code: string;
+  type: AccountType;
+  merchant_id?: string;
+  seller_id?: string;
+}
+
+/** One line of a posting: debit positive, credit negative. */
 export interface EntryDraft {
-  account_code: string;
-  account_type: AccountType;
+  account: AccountRef;
   amount_minor: bigint;
+  phase: Phase;
 }
 
 export interface PostingDraft {
   reference: string; // unique: a repeated post of the same business event is a no-op
   description: string;
+  kind: TransactionKind;
   currency: string;
+  merchant_id: string | null;
   payment_id: string | null;
   order_id: string | null;
+  pending_id: string | null; // the hold a post_pending / void_pending resolves
+  expires_at: Date | null; // holds only
   entries: EntryDraft[];
 }
 
+/** The chart of accounts (per currency; a seller's account is keyed by merchant and seller). */
 export const ACCOUNTS = {
-  psp_receivable: 'psp_receivable',
-  platform_revenue: 'platform_revenue',
-  sellerPayable: (merchant_id: string, seller_id: string) => `seller_payable:${merchant_id}:${seller_id}`,
-} as const;
+  psp_receivable: { code: 'psp_receivable', type: 'asset' },
+  bank_cash: { code: 'bank_cash', type: 'asset' },
+  platform_revenue: { code: 'platform_revenue', type: 'revenue' },
+  psp_fee_expense: { code: 'psp_fee_expense', type: 'expense' },
+  seller_payout_clearing: { code: 'seller_payout_clearing', type: 'liability' },
+  sellerPayable: (merchant_id: string, seller_id: string): AccountRef => ({
+    code: `seller_payable:${merchant_id}:${seller_id}`,
+    type: 'liability',
+    merchant_id,
+    seller_id,
+  }),
+} as const satisfies Record<string, AccountRef | ((m: string, s: string) => AccountRef)>;
 
+/** Per currency and phase, entries sum to zero; at least two; none zero. PostgreSQL checks it again at commit. */
 export function assertBalanced(posting: PostingDraft): void {
   assert(posting.entries.length >= 2, `posting ${posting.reference} has at least two entries`);
-  let sum = 0n;
+  const sums = new Map<Phase, bigint>();
   for (const entry of posting.entries) {
     assert(entry.amount_minor !== 0n, `posting ${posting.reference} has no zero entries`);
-    sum += entry.amount_minor;
+    sums.set(entry.phase, (sums.get(entry.phase) ?? 0n) + entry.amount_minor);
   }
-  assert(sum === 0n, `posting ${posting.reference} sums to zero (got ${sum})`);
+  for (const [phase, sum] of sums) assert(sum === 0n, `posting ${posting.reference} ${phase} entries sum to zero (got ${sum})`);
 }
 
-/**
- * A captured order: the PSP now holds the buyer's money for us (asset), we owe the seller their
- * share (liability) and keep our commission (revenue).
- */
-export function capturePosting(order: {
+function posting(fields: Omit<PostingDraft, 'kind' | 'pending_id' | 'expires_at'> & Partial<Pick<PostingDraft, 'kind' | 'pending_id' | 'expires_at'>>): PostingDraft {
+  const draft: PostingDraft = {
+    kind: 'posting',
+    pending_id: null,
+    expires_at: null,
+    ...fields,
+    entries: fields.entries.filter((e) => e.amount_minor !== 0n),
+  };
+  assertBalanced(draft);
+  return draft;
+}
+
+export interface CapturedOrder {
   order_id: string;
   payment_id: string;
   merchant_id: string;
   seller_id: string;
   currency: string;
   amount_minor: bigint;
-  commission_bps: number;
-}): PostingDraft {
-  const { commission_minor, seller_minor } = splitCommission(order.amount_minor, order.commission_bps);
-  const entries: EntryDraft[] = [
-    { account_code: ACCOUNTS.psp_receivable, account_type: 'asset', amount_minor: order.amount_minor },
-    { account_code: ACCOUNTS.sellerPayable(order.merchant_id, order.seller_id), account_type: 'liability', amount_minor: -seller_minor },
-  ];
-  if (commission_minor > 0n) {
-    entries.push({ account_code: ACCOUNTS.platform_revenue, account_type: 'revenue', amount_minor: -commission_minor });
-  }
-  const posting: PostingDraft = {
-    reference: `order:${order.order_id}:capture`,
+  commission_minor: bigint;
+  psp_fee_minor: bigint;
+}
+
+/**
+ * A captured order: the PSP holds the buyer's money for us (asset) less its fee (expense), we owe
+ * the seller their share (liability) and keep our commission (revenue). The wallet is the
+ * seller-payable balance, so this one transaction credits the wallet and writes the ledger.
+ */
+export function capturePosting(o: CapturedOrder): PostingDraft {
+  assert(o.amount_minor > 0n, 'captured amount is positive');
+  assert(o.commission_minor >= 0n && o.commission_minor <= o.amount_minor, 'commission within the amount');
+  assert(o.psp_fee_minor >= 0n && o.psp_fee_minor <= o.amount_minor, 'PSP fee within the amount');
+  const posted = (account: AccountRef, amount_minor: bigint): EntryDraft => ({ account, amount_minor, phase: 'posted' });
+  return posting({
+    reference: `order:${o.order_id}:capture`,
     description: 'order captured',
-    currency: order.currency,
-    payment_id: order.payment_id,
-    order_id: order.order_id,
-    entries: entries.filter((e) => e.amount_minor !== 0n),
+    currency: o.currency,
+    merchant_id: o.merchant_id,
+    payment_id: o.payment_id,
+    order_id: o.order_id,
+    entries: [
+      posted(ACCOUNTS.psp_receivable, o.amount_minor - o.psp_fee_minor),
+      posted(ACCOUNTS.psp_fee_expense, o.psp_fee_minor),
+      posted(ACCOUNTS.sellerPayable(o.merchant_id, o.seller_id), -(o.amount_minor - o.commission_minor)),
+      posted(ACCOUNTS.platform_revenue, -o.commission_minor),
+    ],
+  });
+}
+
+export interface TransferDraft {
+  reference: string;
+  description: string;
+  currency: string;
+  debit: AccountRef;
+  credit: AccountRef;
+  amount_minor: bigint;
+  merchant_id: string | null;
+  payment_id?: string | null;
+  order_id?: string | null;
+}
+
+const pair = (t: TransferDraft, amount_minor: bigint, phase: Phase): EntryDraft[] => [
+  { account: t.debit, amount_minor, phase },
+  { account: t.credit, amount_minor: -amount_minor, phase },
+];
+
+/** A two-phase hold (authorization): the amount moves into both accounts' pending balances. */
+export function holdPosting(t: TransferDraft, expires_at: Date): PostingDraft {
+  assert(t.amount_minor > 0n, 'a hold is for a positive amount');
+  return posting({ ...base(t), kind: 'hold', expires_at, entries: pair(t, t.amount_minor, 'pending') });
+}
+
+/** Posts `amount_minor` (≤ the hold) of a hold; the whole hold leaves pending, the rest is released. */
+export function postPendingPosting(hold: TransferDraft & { id: string }, amount_minor: bigint, reference: string): PostingDraft {
+  assert(amount_minor > 0n && amount_minor <= hold.amount_minor, 'a posted amount is positive and at most the hold');
+  return posting({
+    ...base(hold),
+    reference,
+    description: `post hold ${hold.reference}`,
+    kind: 'post_pending',
+    pending_id: hold.id,
+    entries: [...pair(hold, -hold.amount_minor, 'pending'), ...pair(hold, amount_minor, 'posted')],
+  });
+}
+
+/** Voids a hold: its pending amounts are released, nothing is posted. */
+export function voidPendingPosting(hold: TransferDraft & { id: string }, reference: string, description = `void hold ${hold.reference}`): PostingDraft {
+  return posting({ ...base(hold), reference, description, kind: 'void_pending', pending_id: hold.id, entries: pair(hold, -hold.amount_minor, 'pending') });
+}
+
+function base(t: TransferDraft) {
+  return {
+    reference: t.reference,
+    description: t.description,
+    currency: t.currency,
+    merchant_id: t.merchant_id,
+    payment_id: t.payment_id ?? null,
+    order_id: t.order_id ?? null,
+    entries: [] as EntryDraft[],
   };
-  assertBalanced(posting);
-  return posting;
 }

@@ -74,12 +74,36 @@ export function divideHalfEven(numerator: bigint, denominator: bigint): bigint {
   return quotient % 2n === 0n ? quotient : quotient + 1n;
 }
 
-/** Splits a captured amount into the platform's commission and the seller's share; parts sum to the whole. */
-export function splitCommission(amount_minor: bigint, commission_bps: number): { commission_minor: bigint; seller_minor: bigint } {
-  assert(amount_minor > 0n, 'captured amount is positive');
-  assert(Number.isInteger(commission_bps) && commission_bps >= 0 && commission_bps <= 10_000, 'commission bps in 0..10000');
-  const commission_minor = divideHalfEven(amount_minor * BigInt(commission_bps), 10_000n);
-  const seller_minor = amount_minor - commission_minor;
-  assert(commission_minor + seller_minor === amount_minor && seller_minor >= 0n, 'commission split sums to amount');
-  return { commission_minor, seller_minor };
+/** Money arithmetic never mixes currencies: both sides must share one (an assertion, not an error path). */
+export function addMoney(a: Money, b: Money): Money {
+  assert(a.currency === b.currency, `cannot add ${a.currency} and ${b.currency}`);
+  return { amount_minor: a.amount_minor + b.amount_minor, currency: a.currency };
+}
+
+export function subtractMoney(a: Money, b: Money): Money {
+  assert(a.currency === b.currency, `cannot subtract ${b.currency} from ${a.currency}`);
+  return { amount_minor: a.amount_minor - b.amount_minor, currency: a.currency };
+}
+
+/**
+ * Splits a total across parts in proportion to weights without losing or creating a minor unit:
+ * each part gets its floor share, and the leftover units go one each to the parts with the
+ * largest remainders (ties: the earlier part), so the same input always splits the same way.
+ */
+export function allocate(total_minor: bigint, weights: readonly bigint[]): bigint[] {
+  assert(total_minor >= 0n, 'allocate a non-negative total');
+  assert(weights.length > 0 && weights.every((w) => w >= 0n), 'weights are non-negative');
+  const weight_sum = weights.reduce((a, b) => a + b, 0n);
+  assert(weight_sum > 0n, 'at least one positive weight');
+  const shares = weights.map((w) => (total_minor * w) / weight_sum);
+  const remainders = weights.map((w, i) => ({ i, r: (total_minor * w) % weight_sum }));
+  let leftover = total_minor - shares.reduce((a, b) => a + b, 0n);
+  remainders.sort((a, b) => (a.r === b.r ? a.i - b.i : a.r > b.r ? -1 : 1));
+  for (const { i } of remainders) {
+    if (leftover === 0n) break;
+    shares[i] = (shares[i] ?? 0n) + 1n;
+    leftover -= 1n;
+  }
+  assert(shares.reduce((a, b) => a + b, 0n) === total_minor, 'allocation sums to the total');
+  return shares;
 }

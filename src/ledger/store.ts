@@ -1,83 +1,123 @@
 import type { Knex } from 'knex';
-import { assertBalanced, type PostingDraft } from '../domain/ledger';
-import { assert } from '../domain/assert';
-
-/**
- * Writes a balanced posting inside the caller's transaction. Returns false when the reference was
- * already posted (a repeated post is a no-op, so an activity that runs twice is safe).
- * Accounts are locked in ascending id order so concurrent postings to the same hot accounts queue
- * up instead of deadlocking.
- */
-export async function postTransaction(trx: Knex.Transaction, posting: PostingDraft): Promise<boolean> {
-  assertBalanced(posting);
-  const inserted = await trx('ledger_transaction')
-    .insert({ reference: posting.reference, description: posting.description, payment_id: posting.payment_id, order_id: posting.order_id })
-    .onConflict('reference')
-    .ignore()
-    .returning<{ id: string }[]>('id');
-  const tx = inserted[0];
-  if (tx === undefined) return false;
-
-  const account_ids = await lockAccounts(trx, posting);
-  for (const entry of posting.entries) {
-    const account_id = account_ids.get(entry.account_code);
-    assert(account_id !== undefined, `account ${entry.account_code} exists`);
-    await trx('ledger_entry').insert({ transaction_id: tx.id, account_id, amount_minor: entry.amount_minor.toString(), currency: posting.currency });
-    await trx('ledger_account')
-      .where({ id: account_id })
-      .update({ balance_minor: trx.raw('balance_minor + ?::bigint', [entry.amount_minor.toString()]) });
-  }
-  return true;
-}
-
-async function lockAccounts(trx: Knex.Transaction, posting: PostingDraft): Promise<Map<string, string>> {
-  const rows = posting.entries.map((e) => ({ code: e.account_code, currency: posting.currency, type: e.account_type }));
-  await trx('ledger_account').insert(rows).onConflict(['code', 'currency']).ignore();
-  const locked = await trx('ledger_account')
-    .select<{ id: string; code: string }[]>('id', 'code')
-    .where('currency', posting.currency)
-    .whereIn('code', rows.map((r) => r.code))
-    .orderBy('id')
-    .forUpdate();
-  return new Map(locked.map((r) => [r.code, r.id]));
-}
 
 export interface LedgerBreak {
-  kind: 'unbalanced_transaction' | 'balance_mismatch' | 'too_few_entries';
+  kind: 'unbalanced_transaction' | 'too_few_entries' | 'posted_balance_mismatch' | 'pending_balance_mismatch' | 'resolution_without_hold' | 'order_flag_without_posting';
   id: string;
   currency: string;
   detail: string;
+}
+
+export interface CurrencyTotals {
+  currency: string;
+  transactions: number;
+  posted_sum_minor: string;
+  pending_sum_minor: string;
 }
 
 export interface LedgerReport {
   transactions: number;
   entries: number;
   accounts: number;
+  currencies: CurrencyTotals[];
   breaks: LedgerBreak[];
 }
 
-/** Primer §9.1: every transaction sums to zero per currency; stored balances equal their entries. */
+type Row = Record<string, string>;
+
+// Each check is one query returning its offending rows; the report lists them with their ids.
+const CHECKS: { kind: LedgerBreak['kind']; sql: string; detail: (r: Row) => string }[] = [
+  {
+    kind: 'unbalanced_transaction',
+    sql: `select transaction_id::text as id, currency, phase, sum(amount_minor)::text as total
+          from ledger_entry group by transaction_id, currency, phase having sum(amount_minor) <> 0`,
+    detail: (r) => `${r.phase} entries sum to ${r.total}`,
+  },
+  {
+    kind: 'too_few_entries',
+    sql: `select t.id::text as id, '' as currency, count(e.id)::text as n from ledger_transaction t
+          left join ledger_entry e on e.transaction_id = t.id group by t.id having count(e.id) < 2`,
+    detail: (r) => `${r.n} entries`,
+  },
+  {
+    kind: 'posted_balance_mismatch',
+    sql: `select a.id::text as id, a.code, a.currency, a.posted_minor::text as stored,
+            coalesce(sum(e.amount_minor) filter (where e.phase = 'posted'), 0)::text as summed
+          from ledger_account a left join ledger_entry e on e.account_id = a.id
+          group by a.id having a.posted_minor <> coalesce(sum(e.amount_minor) filter (where e.phase = 'posted'), 0)`,
+    detail: (r) => `${r.code}: stored ${r.stored}, entries ${r.summed}`,
+  },
+  {
+    kind: 'pending_balance_mismatch',
+    sql: `select a.id::text as id, a.code, a.currency, a.pending_minor::text as stored,
+            coalesce(sum(e.amount_minor) filter (where e.phase = 'pending'), 0)::text as summed
+          from ledger_account a left join ledger_entry e on e.account_id = a.id
+          group by a.id having a.pending_minor <> coalesce(sum(e.amount_minor) filter (where e.phase = 'pending'), 0)`,
+    detail: (r) => `${r.code}: stored pending ${r.stored}, entries ${r.summed}`,
+  },
+  {
+    kind: 'resolution_without_hold',
+    sql: `select r.id::text as id, '' as currency, r.pending_id::text as pending_id from ledger_transaction r
+          join ledger_transaction h on h.id = r.pending_id where h.kind <> 'hold'`,
+    detail: (r) => `resolves transaction ${r.pending_id}, which is not a hold`,
+  },
+  {
+    // The wallet is the seller-payable balance; an order marked credited must have its posting.
+    kind: 'order_flag_without_posting',
+    sql: `select o.id as id, o.currency from payment_order o
+          where (o.ledger_updated or o.wallet_updated)
+            and not exists (select 1 from ledger_transaction t where t.reference = 'order:' || o.id || ':capture')`,
+    detail: () => 'wallet_updated/ledger_updated set but no capture posting',
+  },
+];
+
+/** Primer §9.1 and §9.5: balanced transactions, stored balances equal to their entries, flags backed by postings. */
 export async function verifyLedger(db: Knex): Promise<LedgerReport> {
-  const counts = await db.raw(`select
-      (select count(*) from ledger_transaction) as transactions,
-      (select count(*) from ledger_entry) as entries,
-      (select count(*) from ledger_account) as accounts`);
-  const unbalanced = await db.raw(`
-    select transaction_id::text as id, currency, sum(amount_minor)::text as total, count(*)::int as n
-    from ledger_entry group by transaction_id, currency
-    having sum(amount_minor) <> 0`);
-  const thin = await db.raw(`
-    select t.id::text as id, count(e.id)::int as n from ledger_transaction t
-    left join ledger_entry e on e.transaction_id = t.id group by t.id having count(e.id) < 2`);
-  const mismatched = await db.raw(`
-    select a.id::text as id, a.code, a.currency, a.balance_minor::text as stored, coalesce(sum(e.amount_minor), 0)::text as summed
-    from ledger_account a left join ledger_entry e on e.account_id = a.id
-    group by a.id having a.balance_minor <> coalesce(sum(e.amount_minor), 0)`);
-  const breaks: LedgerBreak[] = [
-    ...unbalanced.rows.map((r: { id: string; currency: string; total: string }) => ({ kind: 'unbalanced_transaction' as const, id: r.id, currency: r.currency, detail: `entries sum to ${r.total}` })),
-    ...thin.rows.map((r: { id: string; n: number }) => ({ kind: 'too_few_entries' as const, id: r.id, currency: '', detail: `${r.n} entries` })),
-    ...mismatched.rows.map((r: { id: string; code: string; currency: string; stored: string; summed: string }) => ({ kind: 'balance_mismatch' as const, id: r.id, currency: r.currency, detail: `${r.code}: stored ${r.stored}, entries ${r.summed}` })),
-  ];
-  const c = counts.rows[0];
-  return { transactions: Number(c.transactions), entries: Number(c.entries), accounts: Number(c.accounts), breaks };
+  const counts: Row = (await db.raw(`select (select count(*) from ledger_transaction)::text as transactions,
+      (select count(*) from ledger_entry)::text as entries, (select count(*) from ledger_account)::text as accounts`)).rows[0];
+  const currencies: CurrencyTotals[] = (
+    await db.raw(`select a.currency, count(distinct e.transaction_id)::int as transactions,
+        coalesce(sum(e.amount_minor) filter (where e.phase = 'posted'), 0)::text as posted_sum_minor,
+        coalesce(sum(e.amount_minor) filter (where e.phase = 'pending'), 0)::text as pending_sum_minor
+      from ledger_entry e join ledger_account a on a.id = e.account_id group by a.currency order by a.currency`)
+  ).rows;
+  const breaks: LedgerBreak[] = [];
+  for (const check of CHECKS) {
+    const rows: Row[] = (await db.raw(check.sql)).rows;
+    for (const r of rows) breaks.push({ kind: check.kind, id: String(r.id), currency: String(r.currency ?? ''), detail: check.detail(r) });
+  }
+  return { transactions: Number(counts.transactions), entries: Number(counts.entries), accounts: Number(counts.accounts), currencies, breaks };
+}
+
+export interface AccountBalance {
+  id: string;
+  code: string;
+  currency: string;
+  type: string;
+  normal_balance: 'debit' | 'credit';
+  posted_minor: bigint; // signed, debit-positive
+  pending_minor: bigint;
+}
+
+/** Balances read in the account's own normal direction: a seller's credit balance is positive. */
+export function available(a: Pick<AccountBalance, 'normal_balance' | 'posted_minor'>): bigint {
+  return a.normal_balance === 'debit' ? a.posted_minor : -a.posted_minor;
+}
+
+export function pending(a: Pick<AccountBalance, 'normal_balance' | 'pending_minor'>): bigint {
+  return a.normal_balance === 'debit' ? a.pending_minor : -a.pending_minor;
+}
+
+export async function accountBalances(db: Knex, code: string, currency?: string): Promise<AccountBalance[]> {
+  const query = db('ledger_account').where({ code }).orderBy('currency');
+  if (currency !== undefined) query.where({ currency });
+  const rows: Row[] = await query.select('id', 'code', 'currency', 'type', 'normal_balance', 'posted_minor', 'pending_minor');
+  return rows.map((r) => ({
+    id: String(r.id),
+    code: String(r.code),
+    currency: String(r.currency),
+    type: String(r.type),
+    normal_balance: r.normal_balance as 'debit' | 'credit',
+    posted_minor: BigInt(String(r.posted_minor)),
+    pending_minor: BigInt(String(r.pending_minor)),
+  }));
 }

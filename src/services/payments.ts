@@ -7,6 +7,7 @@ import { currencyExponent, formatAmount, parseAmount } from '../domain/money';
 import { paymentWorkflowId } from '../domain/workflow-ids';
 import type { OrderStatus, PaymentStatus } from '../domain/status';
 import { LIMITS } from '../config';
+import { commissionFor, type FeeRule } from '../domain/fees';
 import type { CreatePaymentBody, PaymentResource } from '../api/schemas';
 
 interface PaymentRow {
@@ -83,9 +84,20 @@ export function validatePayment(body: CreatePaymentBody): ValidPayment {
   return { body, currency, amounts_minor, total_minor };
 }
 
-/** Inserts the event and its orders (`not_started`) in the caller's transaction. */
-export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, commission_bps: number): Promise<string> {
+/** The merchant's rule for this currency, else its default rule, else the platform default. */
+export async function feeRuleFor(conn: Knex | Knex.Transaction, merchant_id: string, currency: string, default_bps: number): Promise<FeeRule> {
+  const rule = await conn('merchant_fee_rule')
+    .where({ merchant_id })
+    .andWhere((q) => q.where({ currency }).orWhereNull('currency'))
+    .orderByRaw('currency is null') // the currency's own rule first
+    .first<{ percent_bps: number; fixed_minor: string } | undefined>('percent_bps', 'fixed_minor');
+  return rule === undefined ? { percent_bps: default_bps, fixed_minor: 0n } : { percent_bps: rule.percent_bps, fixed_minor: BigInt(rule.fixed_minor) };
+}
+
+/** Inserts the event and its orders (`not_started`) in the caller's transaction; fees are frozen here. */
+export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, default_commission_bps: number): Promise<string> {
   const payment_id = newId('pay');
+  const rule = await feeRuleFor(trx, merchant_id, valid.currency, default_commission_bps);
   await trx('payment_event').insert({
     id: payment_id,
     merchant_id,
@@ -107,7 +119,8 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
       amount_minor: (valid.amounts_minor[i] ?? 0n).toString(),
       currency: valid.currency,
       status: 'not_started',
-      commission_bps,
+      commission_bps: rule.percent_bps,
+      commission_minor: commissionFor(valid.amounts_minor[i] ?? 0n, rule).toString(),
     })),
   );
   return payment_id;

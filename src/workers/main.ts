@@ -9,6 +9,10 @@ import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
 import { activityMetrics, createMetricsRegistry } from '../metrics';
 import { installSdkLogging } from './sdk-logging';
+import { LedgerPoster } from '../ledger/poster';
+import { expireHolds } from '../ledger/holds';
+
+const HOLD_SWEEP_BATCH = 100;
 
 /** Counts retries and times every activity; the counts are what /metrics shows as "activity retries". */
 function metricsInterceptor(registry: Registry): ActivityInterceptorsFactory {
@@ -64,10 +68,16 @@ async function main(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(bundle_path ? { workflowBundle: { codePath: bundle_path } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ db, psp, risk, log }),
+    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db) }),
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
   const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
+  const hold_sweep = setInterval(() => {
+    expireHolds(db, HOLD_SWEEP_BATCH).then(
+      (voided) => voided > 0 && log.info({ voided }, 'expired holds voided'),
+      (err: unknown) => log.warn({ err }, 'hold expiry sweep failed'),
+    );
+  }, env.HOLD_SWEEP_INTERVAL_MS);
   log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal, state: worker.getState() }, 'worker stopping');
@@ -78,6 +88,7 @@ async function main(): Promise<void> {
   try {
     await worker.run(); // returns after shutdown() once in-flight tasks finish
   } finally {
+    clearInterval(hold_sweep);
     metrics_server?.close();
     await connection.close();
     await db.destroy();

@@ -1,23 +1,23 @@
-import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { defineQuery, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ChargeOutcome } from '../activities';
 import { DATABASE_STEP, PSP_CALL } from './retry-policies';
 import { SA } from './search-attributes';
 
 const psp = proxyActivities<Pick<Activities, 'chargeOrder'>>(PSP_CALL);
-const books = proxyActivities<Pick<Activities, 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
+const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
 
 export interface PaymentOrderInput {
   order_id: string;
   payment_id: string;
 }
 
-export type OrderStep = 'charging' | 'crediting_wallet' | 'posting_ledger' | 'done';
+export type OrderStep = 'charging' | 'recording_capture' | 'crediting_wallet' | 'posting_ledger' | 'done';
 export const orderStepQuery = defineQuery<{ order_id: string; step: OrderStep; outcome: ChargeOutcome | null }>('status');
 
 /**
- * One seller's part of a checkout: PSP charge → wallet credit → ledger post. Each activity
- * re-reads the order and flips its own flag in the same database transaction as its write, so a
- * crash anywhere repeats nothing and skips nothing.
+ * One seller's part of a checkout: PSP charge → wallet credit and ledger post. Each activity
+ * re-reads the order and is idempotent (the charge by the PSP idempotency key, the books by the
+ * posting's unique reference), so a crash anywhere repeats nothing and skips nothing.
  */
 export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<ChargeOutcome> {
   let step: OrderStep = 'charging';
@@ -27,10 +27,17 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
   outcome = await psp.chargeOrder(input.order_id);
   upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
   if (outcome.status === 'succeeded') {
-    step = 'crediting_wallet';
-    await books.creditWallet(input.order_id);
-    step = 'posting_ledger';
-    await books.postLedger(input.order_id);
+    // v2: the wallet is the seller-payable balance, so crediting it and posting the ledger are
+    // one balanced posting. Histories recorded before keep replaying the two-step path.
+    if (patched('books-in-one-posting')) {
+      step = 'recording_capture';
+      await books.recordCapture(input.order_id);
+    } else {
+      step = 'crediting_wallet';
+      await books.creditWallet(input.order_id);
+      step = 'posting_ledger';
+      await books.postLedger(input.order_id);
+    }
   }
   step = 'done';
   return outcome;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
-import { postTransaction } from '../../src/ledger/store';
+import { postInTransaction } from '../../src/ledger/poster';
 import { capturePosting } from '../../src/domain/ledger';
 import { ROOT, tsCommand } from '../../src/dev/run-ts';
 
@@ -32,26 +32,30 @@ describe('payctl ledger verify', () => {
     const db = createDb(url, 2);
     try {
       await migrateLatest(db);
-      await db.transaction(async (trx) => {
-        // payment_id/order_id are foreign keys; this database holds only the ledger.
-        const posting = capturePosting({ order_id: 'o1', payment_id: 'p1', merchant_id: 'm', seller_id: 's', currency: 'USD', amount_minor: 1000n, commission_bps: 300 });
-        await postTransaction(trx, { ...posting, payment_id: null, order_id: null });
-      });
+      // payment/order/merchant ids are foreign keys; this database holds only the ledger.
+      const posting = capturePosting({ order_id: 'o1', payment_id: 'p1', merchant_id: 'm', seller_id: 's', currency: 'USD', amount_minor: 1000n, commission_minor: 30n, psp_fee_minor: 59n });
+      await postInTransaction(db, [{ ...posting, payment_id: null, order_id: null, merchant_id: null, entries: posting.entries.map((e) => ({ ...e, account: { code: e.account.code, type: e.account.type } })) }]);
       expect((await payctl(['ledger', 'verify'], url)).code).toBe(0);
       await expect(db('ledger_entry').update({ amount_minor: '1' })).rejects.toThrow(/append-only/);
       await expect(db('ledger_transaction').delete()).rejects.toThrow(/append-only/);
 
-      // Tamper the way a bug or a hand-edit would: an extra entry, and a stored balance off by one.
       const tx = await db('ledger_transaction').first();
       const account = await db('ledger_account').where({ code: 'platform_revenue' }).first();
-      await db('ledger_entry').insert({ transaction_id: tx.id, account_id: account.id, amount_minor: '5', currency: 'USD' });
-      await db('ledger_account').where({ code: 'psp_receivable' }).update({ balance_minor: db.raw('balance_minor + 1') });
+      // PostgreSQL itself refuses an entry that unbalances a transaction (checked at commit).
+      await expect(db('ledger_entry').insert({ transaction_id: tx.id, account_id: account.id, amount_minor: '5', currency: 'USD' })).rejects.toThrow(/unbalanced/);
+
+      // Tamper the way a hand-edit with triggers switched off would: an extra entry, and a stored balance off by one.
+      await db.transaction(async (trx) => {
+        await trx.raw('set local session_replication_role = replica');
+        await trx('ledger_entry').insert({ transaction_id: tx.id, account_id: account.id, amount_minor: '5', currency: 'USD' });
+        await trx('ledger_account').where({ code: 'psp_receivable' }).update({ posted_minor: trx.raw('posted_minor + 1') });
+      });
 
       const result = await payctl(['ledger', 'verify'], url);
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(`BREAK unbalanced_transaction id=${tx.id}`);
-      expect(result.stdout).toMatch(/BREAK balance_mismatch .*psp_receivable/);
-      expect(result.stdout).toMatch(/BREAK balance_mismatch .*platform_revenue/);
+      expect(result.stdout).toMatch(/BREAK posted_balance_mismatch .*psp_receivable/);
+      expect(result.stdout).toMatch(/BREAK posted_balance_mismatch .*platform_revenue/);
     } finally {
       await db.destroy();
       await dropDatabase(url);

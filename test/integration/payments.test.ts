@@ -40,7 +40,8 @@ describe('pay-in happy path', () => {
     }
 
     // 3 % commission, half-even: 100.00 → 3.00 / 97.00; 25.50 → 0.765 → 0.76 / 24.74.
-    const wallets = await api.db('wallet').whereIn('seller_id', body.orders.map((o) => o.seller_id)).select('seller_id', 'balance_minor');
+    // The wallet is the seller-payable balance (a view over the ledger).
+    const wallets = await api.db('wallet').whereIn('seller_id', body.orders.map((o) => o.seller_id)).select('seller_id', 'balance_minor', 'pending_minor');
     const bySeller = Object.fromEntries(wallets.map((w) => [w.seller_id, w.balance_minor]));
     expect(bySeller[body.orders[0]!.seller_id]).toBe('9700');
     expect(bySeller[body.orders[1]!.seller_id]).toBe('2474');
@@ -50,15 +51,18 @@ describe('pay-in happy path', () => {
       .join('ledger_account as a', 'a.id', 'e.account_id')
       .where('t.payment_id', created.body.id)
       .select('t.reference', 'a.code', 'e.amount_minor');
-    expect(entries).toHaveLength(6);
-    const sum = entries.reduce((acc, e) => acc + BigInt(e.amount_minor), 0n);
-    expect(sum).toBe(0n);
-    expect(entries.filter((e) => e.code === 'platform_revenue').map((e) => e.amount_minor).sort()).toEqual(['-300', '-76']);
+    expect(entries).toHaveLength(8);
+    expect(entries.reduce((acc, e) => acc + BigInt(e.amount_minor), 0n)).toBe(0n);
+    const byCode = (code: string) => entries.filter((e) => e.code === code).map((e) => e.amount_minor).sort();
+    expect(byCode('platform_revenue')).toEqual(['-300', '-76']);
+    // The sandbox's fee: 2.9 % half-even + 0.30, booked once from the charge, as an expense.
+    expect(byCode('psp_fee_expense')).toEqual(['104', '320']);
+    expect(byCode('psp_receivable')).toEqual(['2446', '9680']);
 
     // No hidden retries on the happy path: every activity of the order workflow ran once.
     const history = await api.temporal.workflow.getHandle(`order-${done.orders[0].id}`).fetchHistory();
     const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
-    expect(attempts).toEqual([1, 1, 1]);
+    expect(attempts).toEqual([1, 1]); // charge, then the books in one posting
   });
 });
 

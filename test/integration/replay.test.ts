@@ -12,12 +12,14 @@ installSdkLogging(createLogger('replay-test', 'error'), 'ERROR');
  * the current workflow code: a non-deterministic change fails here, not in production.
  */
 const DIR = path.join(ROOT, 'test/histories');
-const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = fs.readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
 
 describe('workflow replay', () => {
-  it('has recorded histories for both workflow types', () => {
-    expect(files.some((f) => f.endsWith('.payment.json'))).toBe(true);
-    expect(files.some((f) => f.endsWith('.order.json'))).toBe(true);
+  it('has recorded histories for both workflow types, from every workflow version', () => {
+    for (const version of ['v1', 'v2']) {
+      expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.payment.json'))).toBe(true);
+      expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.order.json'))).toBe(true);
+    }
   });
 
   it('replays every recorded history without a determinism error', async () => {

@@ -13,6 +13,10 @@ import { ROOT } from './processes';
  * code, so a change that breaks determinism fails CI. Refresh deliberately: only when a workflow
  * change is meant to be incompatible (and then version it, so running workflows still replay).
  */
+// One folder per workflow version; older folders stay, so running workflows of every version keep
+// replaying. Bump when a workflow change is recorded (v2: books in one posting).
+const HISTORY_SET = 'v2';
+
 const SCENARIOS = [
   { name: 'two-orders-succeeded', payment_method: 'tok_success', amounts: ['100.00', '25.50'], buyer: undefined },
   { name: 'declined', payment_method: 'tok_decline', amounts: ['40.00'], buyer: undefined },
@@ -22,7 +26,7 @@ const SCENARIOS = [
 async function main(): Promise<void> {
   await globalSetup();
   const api = await startTestApi();
-  const out = path.join(ROOT, 'test/histories');
+  const out = path.join(ROOT, 'test/histories', HISTORY_SET);
   fs.mkdirSync(out, { recursive: true });
   try {
     const key = await newMerchant(api.db);
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
       for (const { file, id } of workflows) {
         // One protobufjs copy in the tree (package.json pins it) keeps historyToJSON working.
         fs.writeFileSync(path.join(out, file), `${historyToJSON(await api.temporal.workflow.getHandle(id).fetchHistory())}\n`);
-        process.stdout.write(`wrote test/histories/${file}\n`);
+        process.stdout.write(`wrote test/histories/${HISTORY_SET}/${file}\n`);
       }
     }
   } finally {

@@ -1,4 +1,4 @@
-import { capturePosting, assertBalanced } from '../../src/domain/ledger';
+import { capturePosting, assertBalanced, postPendingPosting, type EntryDraft } from '../../src/domain/ledger';
 import { derivePaymentStatus, assertOrderMove } from '../../src/domain/status';
 import { evaluateRiskRules, parseRiskRules } from '../../src/domain/risk';
 import { requestHash } from '../../src/services/idempotency';
@@ -24,22 +24,30 @@ describe('payment status', () => {
 });
 
 describe('ledger postings', () => {
-  it('posts a capture as debit receivable, credit seller and commission, summing to zero', () => {
-    const posting = capturePosting({ order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 10_000n, commission_bps: 300 });
+  it('posts a capture: receivable less the PSP fee, the fee as expense, the seller and commission as credits', () => {
+    const posting = capturePosting({ order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 10_000n, commission_minor: 300n, psp_fee_minor: 320n });
     expect(posting.reference).toBe('order:ord_1:capture');
-    expect(posting.entries).toEqual([
-      { account_code: 'psp_receivable', account_type: 'asset', amount_minor: 10_000n },
-      { account_code: 'seller_payable:mer_1:S', account_type: 'liability', amount_minor: -9_700n },
-      { account_code: 'platform_revenue', account_type: 'revenue', amount_minor: -300n },
+    expect(posting.entries.map((e) => [e.account.code, e.amount_minor, e.phase])).toEqual([
+      ['psp_receivable', 9_680n, 'posted'],
+      ['psp_fee_expense', 320n, 'posted'],
+      ['seller_payable:mer_1:S', -9_700n, 'posted'],
+      ['platform_revenue', -300n, 'posted'],
     ]);
   });
 
-  it('refuses an unbalanced posting', () => {
-    const entries = [
-      { account_code: 'a', account_type: 'asset' as const, amount_minor: 100n },
-      { account_code: 'b', account_type: 'liability' as const, amount_minor: -99n },
-    ];
-    expect(() => assertBalanced({ reference: 'x', description: 'x', currency: 'USD', payment_id: null, order_id: null, entries })).toThrow(/sums to zero/);
+  it('refuses an unbalanced posting and one that nets phases against each other', () => {
+    const a = { code: 'a', type: 'asset' as const };
+    const b = { code: 'b', type: 'liability' as const };
+    const draft = (entries: EntryDraft[]) => ({ reference: 'x', description: 'x', kind: 'posting' as const, currency: 'USD', merchant_id: null, payment_id: null, order_id: null, pending_id: null, expires_at: null, entries });
+    expect(() => assertBalanced(draft([{ account: a, amount_minor: 100n, phase: 'posted' }, { account: b, amount_minor: -99n, phase: 'posted' }]))).toThrow(/sum to zero/);
+    expect(() => assertBalanced(draft([{ account: a, amount_minor: 100n, phase: 'posted' }, { account: b, amount_minor: -100n, phase: 'pending' }]))).toThrow(/sum to zero/);
+  });
+
+  it('posts part of a hold and releases the whole pending amount', () => {
+    const hold = { id: '7', reference: 'h', description: 'h', currency: 'USD', merchant_id: null, debit: { code: 'a', type: 'asset' as const }, credit: { code: 'b', type: 'liability' as const }, amount_minor: 1_000n };
+    const entries = postPendingPosting(hold, 600n, 'h:post').entries.map((e) => [e.account.code, e.amount_minor, e.phase]);
+    expect(entries).toEqual([['a', -1_000n, 'pending'], ['b', 1_000n, 'pending'], ['a', 600n, 'posted'], ['b', -600n, 'posted']]);
+    expect(() => postPendingPosting(hold, 1_001n, 'h:post')).toThrow(/at most the hold/);
   });
 });
 

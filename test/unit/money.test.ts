@@ -1,5 +1,6 @@
 import { AppError } from '../../src/domain/errors';
-import { currencyExponent, divideHalfEven, formatAmount, parseAmount, splitCommission } from '../../src/domain/money';
+import { addMoney, allocate, currencyExponent, divideHalfEven, formatAmount, parseAmount } from '../../src/domain/money';
+import { commissionFor } from '../../src/domain/fees';
 
 describe('money', () => {
   it('uses ISO 4217 exponents', () => {
@@ -48,13 +49,21 @@ describe('money', () => {
     expect(divideHalfEven(0n, 10n)).toBe(0n);
   });
 
-  it('splits commission so that the parts always sum to the whole', () => {
-    expect(splitCommission(10_000n, 300)).toEqual({ commission_minor: 300n, seller_minor: 9_700n });
-    expect(splitCommission(2_550n, 300)).toEqual({ commission_minor: 76n, seller_minor: 2_474n }); // 76.5 → 76
-    expect(splitCommission(50n, 300)).toEqual({ commission_minor: 2n, seller_minor: 48n }); // 1.5 → 2
-    for (let amount = 1n; amount < 5_000n; amount += 13n) {
-      const { commission_minor, seller_minor } = splitCommission(amount, 300);
-      expect(commission_minor + seller_minor).toBe(amount);
-    }
+  it('takes commission as percent (half-even) plus fixed, never more than the amount', () => {
+    expect(commissionFor(10_000n, { percent_bps: 300, fixed_minor: 0n })).toBe(300n);
+    expect(commissionFor(2_550n, { percent_bps: 300, fixed_minor: 0n })).toBe(76n); // 76.5 → 76
+    expect(commissionFor(50n, { percent_bps: 300, fixed_minor: 0n })).toBe(2n); // 1.5 → 2
+    expect(commissionFor(10_000n, { percent_bps: 250, fixed_minor: 30n })).toBe(280n);
+    expect(commissionFor(20n, { percent_bps: 0, fixed_minor: 30n })).toBe(20n);
+  });
+
+  it('allocates remainders deterministically to the largest remainders', () => {
+    expect(allocate(100n, [1n, 1n, 1n])).toEqual([34n, 33n, 33n]);
+    expect(allocate(5n, [1n, 3n])).toEqual([1n, 4n]);
+    expect(allocate(0n, [2n, 5n])).toEqual([0n, 0n]);
+  });
+
+  it('refuses to add two currencies', () => {
+    expect(() => addMoney({ amount_minor: 1n, currency: 'USD' }, { amount_minor: 1n, currency: 'EUR' })).toThrow(/cannot add USD and EUR/);
   });
 });
