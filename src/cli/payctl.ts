@@ -1,46 +1,117 @@
 import { loadEnv } from '../config';
 import { createDb, type Knex } from '../db';
-import { verifyLedger } from '../ledger/store';
+import { formatAmount, isCurrency } from '../domain/money';
+import { expireHolds } from '../ledger/holds';
+import { accountBalances, available, pending, verifyLedger } from '../ledger/store';
 
 /**
  * Operator CLI. Output is for people (one line per fact) with `--json` for scripts.
- * Exit codes: 0 ok, 1 an invariant broke, 2 usage error.
+ * Exit codes: 0 ok, 1 an invariant broke (or nothing found), 2 usage error.
  */
 const USAGE = `usage: payctl <command>
-  ledger verify [--json]   check every ledger transaction sums to zero per currency and
-                           every stored balance equals the sum of its entries`;
+  ledger verify [--json]                       every transaction balanced per currency and phase, every
+                                               stored balance equal to its entries, every credited order posted
+  ledger balance <account> [--currency CUR]    an account's posted, pending and available balance
+                                               (e.g. platform_revenue, seller_payable:<merchant>:<seller>)
+  ledger expire-holds [--limit N]              void holds past their expiry (the worker also does this)`;
 
-type Command = (db: Knex, flags: Set<string>) => Promise<number>;
+class UsageError extends Error {}
 
-const COMMANDS: Record<string, Command> = {
-  'ledger verify': async (db, flags) => {
-    const report = await verifyLedger(db);
-    if (flags.has('--json')) {
-      process.stdout.write(`${JSON.stringify(report)}\n`);
-    } else {
-      process.stdout.write(`ledger: ${report.transactions} transactions, ${report.entries} entries, ${report.accounts} accounts\n`);
-      for (const b of report.breaks) process.stdout.write(`BREAK ${b.kind} id=${b.id} currency=${b.currency} ${b.detail}\n`);
-      process.stdout.write(report.breaks.length === 0 ? 'ledger verify: OK\n' : `ledger verify: ${report.breaks.length} break(s)\n`);
+interface Args {
+  words: string[];
+  flags: Map<string, string | true>;
+}
+
+const FLAGS_WITH_VALUE = new Set(['--currency', '--limit']);
+const FLAGS = new Set(['--json', ...FLAGS_WITH_VALUE]);
+
+function parseArgs(argv: string[]): Args {
+  const words: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) {
+      words.push(arg);
+      continue;
     }
-    return report.breaks.length === 0 ? 0 : 1;
-  },
+    if (!FLAGS.has(arg)) throw new UsageError(`unknown flag: ${arg}`);
+    if (!FLAGS_WITH_VALUE.has(arg)) {
+      flags.set(arg, true);
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined || value.startsWith('--')) throw new UsageError(`${arg} needs a value`);
+    flags.set(arg, value);
+  }
+  return { words, flags };
+}
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+async function ledgerVerify(db: Knex, args: Args): Promise<number> {
+  const report = await verifyLedger(db);
+  if (args.flags.has('--json')) {
+    out(JSON.stringify(report));
+  } else {
+    out(`ledger: ${report.transactions} transactions, ${report.entries} entries, ${report.accounts} accounts`);
+    for (const c of report.currencies) out(`  ${c.currency}: ${c.transactions} transactions, posted sum ${c.posted_sum_minor}, pending sum ${c.pending_sum_minor}`);
+    for (const b of report.breaks) out(`BREAK ${b.kind} id=${b.id} currency=${b.currency} ${b.detail}`);
+    out(report.breaks.length === 0 ? 'ledger verify: OK' : `ledger verify: ${report.breaks.length} break(s)`);
+  }
+  return report.breaks.length === 0 ? 0 : 1;
+}
+
+async function ledgerBalance(db: Knex, args: Args): Promise<number> {
+  const [code, extra] = args.words;
+  if (code === undefined || extra !== undefined) throw new UsageError('ledger balance takes one account code');
+  const currency = args.flags.get('--currency');
+  if (currency === true || (currency !== undefined && !isCurrency(currency))) throw new UsageError('--currency takes an ISO 4217 code');
+  const balances = await accountBalances(db, code, currency);
+  if (balances.length === 0) {
+    process.stderr.write(`payctl: no account ${code}${currency === undefined ? '' : ` in ${currency}`}\n`);
+    return 1;
+  }
+  for (const b of balances) {
+    const fmt = (minor: bigint) => formatAmount(minor, b.currency);
+    const row = { account: b.code, currency: b.currency, type: b.type, normal_balance: b.normal_balance, available: fmt(available(b)), pending: fmt(pending(b)) };
+    out(args.flags.has('--json') ? JSON.stringify(row) : `${b.code} ${b.currency} (${b.type}, ${b.normal_balance}-normal): available ${row.available}, pending ${row.pending}`);
+  }
+  return 0;
+}
+
+async function ledgerExpireHolds(db: Knex, args: Args): Promise<number> {
+  const limit_flag = args.flags.get('--limit') ?? '1000';
+  if (limit_flag === true || !/^[1-9][0-9]{0,5}$/.test(limit_flag)) throw new UsageError('--limit takes a whole number from 1 to 999999');
+  out(`voided ${await expireHolds(db, Number(limit_flag))} expired hold(s)`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
+  'ledger verify': ledgerVerify,
+  'ledger balance': ledgerBalance,
+  'ledger expire-holds': ledgerExpireHolds,
 };
 
-const KNOWN_FLAGS = new Set(['--json']);
-
 async function main(argv: string[]): Promise<number> {
-  const words = argv.filter((a) => !a.startsWith('--'));
-  const flags = new Set(argv.filter((a) => a.startsWith('--')));
-  const command = COMMANDS[words.join(' ')];
-  const unknown = [...flags].filter((f) => !KNOWN_FLAGS.has(f));
-  if (command === undefined || unknown.length > 0) {
-    process.stderr.write(`${unknown.length > 0 ? `unknown flag: ${unknown.join(' ')}\n` : ''}${USAGE}\n`);
+  let args: Args;
+  let command: ((db: Knex, args: Args) => Promise<number>) | undefined;
+  try {
+    args = parseArgs(argv);
+    command = COMMANDS[args.words.slice(0, 2).join(' ')];
+    if (command === undefined) throw new UsageError(args.words.length === 0 ? 'no command' : `unknown command: ${args.words.join(' ')}`);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`payctl: ${err.message}\n${USAGE}\n`);
     return 2;
   }
   const env = loadEnv();
   const db = createDb(env.DATABASE_URL, 2);
   try {
-    return await command(db, flags);
+    return await command(db, { ...args, words: args.words.slice(2) });
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`payctl: ${err.message}\n${USAGE}\n`);
+    return 2;
   } finally {
     await db.destroy();
   }
