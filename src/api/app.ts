@@ -11,6 +11,7 @@ import { healthRouter } from './health';
 import { httpMetrics, paymentStatusGauge } from './metrics';
 import { openApiDocument } from './openapi';
 import { paymentsRouter } from './payments';
+import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
 
@@ -47,6 +48,8 @@ export function createApp(deps: AppDeps): Express {
   v1.use(rateLimit(deps.rate_limit));
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
   v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter: { db: deps.db, temporal: deps.temporal, task_queue: deps.task_queue, log: deps.log } }));
+  v1.use('/balances', balancesRouter(deps.db));
+  v1.use('/ledger', ledgerRouter(deps.db));
   app.use('/v1', v1);
 
   app.use(notFound);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../domain/errors';
-import { CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource } from './schemas';
+import { BalanceList, CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource, TransactionList } from './schemas';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
 
@@ -28,6 +28,8 @@ export function openApiDocument() {
         CreatePayment: schema(CreatePaymentBody, 'input'),
         Payment: schema(PaymentResource),
         PaymentList: schema(PaymentList),
+        BalanceList: schema(BalanceList),
+        TransactionList: schema(TransactionList),
         Error: { ...schema(ErrorResponse), description: `Error codes: ${Object.keys(ERROR_CODES).join(', ')}` },
       },
     },
@@ -57,6 +59,32 @@ export function openApiDocument() {
           summary: 'A payment with every order\'s status',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'The payment', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) },
+        },
+      },
+      '/v1/balances': {
+        get: {
+          summary: 'What each of your sellers is owed, per currency: available and pending (decimal strings)',
+          parameters: [
+            { name: 'seller_id', in: 'query', schema: { type: 'string' } },
+            { name: 'currency', in: 'query', schema: { type: 'string', pattern: '^[A-Z]{3}$' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page', content: { 'application/json': { schema: { $ref: '#/components/schemas/BalanceList' } } } }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/ledger/transactions': {
+        get: {
+          summary: 'Your ledger transactions with their entries, newest first (cursor pagination)',
+          parameters: [
+            { name: 'account', in: 'query', schema: { type: 'string' }, description: 'account code, e.g. seller_payable:<merchant>:<seller>' },
+            { name: 'payment_id', in: 'query', schema: { type: 'string' } },
+            { name: 'created_gte', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'created_lt', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page', content: { 'application/json': { schema: { $ref: '#/components/schemas/TransactionList' } } } }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
         },
       },
       '/healthz': { get: { summary: 'PostgreSQL and Temporal reachability', security: [], responses: { '200': { description: 'Healthy' }, '503': { description: 'A dependency is down' } } } },

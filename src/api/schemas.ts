@@ -70,3 +70,48 @@ export const PaymentList = z.object({
 export const ErrorResponse = z.object({
   error: z.object({ type: z.string(), code: z.string(), message: z.string(), param: z.string().optional() }),
 });
+
+const Currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in upper case');
+const Cursor = z.string().min(1).max(100).optional().describe('next_cursor of the previous page');
+const Limit = z.coerce.number().int().min(1).max(LIMITS.page_size_max).default(LIMITS.page_size_default);
+
+export const ListBalancesQuery = z.strictObject({
+  seller_id: z.string().min(1).max(255).optional(),
+  currency: Currency.optional(),
+  limit: Limit,
+  starting_after: Cursor,
+});
+
+export const BalanceList = z.object({
+  object: z.literal('list'),
+  data: z.array(z.object({ seller_id: z.string(), currency: z.string(), available: z.string(), pending: z.string() })),
+  has_more: z.boolean(),
+  next_cursor: z.string().nullable(),
+});
+
+export const ListTransactionsQuery = z.strictObject({
+  account: z.string().min(1).max(600).optional().describe('an account code, e.g. seller_payable:<merchant>:<seller> or platform_revenue'),
+  payment_id: z.string().min(1).max(100).optional(),
+  created_gte: z.iso.datetime({ offset: true }).optional(),
+  created_lt: z.iso.datetime({ offset: true }).optional(),
+  limit: Limit,
+  starting_after: Cursor,
+});
+
+export const TransactionList = z.object({
+  object: z.literal('list'),
+  data: z.array(
+    z.object({
+      id: z.string(),
+      reference: z.string(),
+      kind: z.enum(['posting', 'hold', 'post_pending', 'void_pending']),
+      description: z.string(),
+      payment_id: z.string().nullable(),
+      order_id: z.string().nullable(),
+      created_at: z.string(),
+      entries: z.array(z.object({ account: z.string(), currency: z.string(), direction: z.enum(['debit', 'credit']), amount: z.string(), phase: z.enum(['pending', 'posted']) })),
+    }),
+  ),
+  has_more: z.boolean(),
+  next_cursor: z.string().nullable(),
+});
