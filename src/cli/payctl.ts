@@ -1,6 +1,7 @@
 import { loadEnv } from '../config';
 import { createDb, type Knex } from '../db';
-import { formatAmount, isCurrency } from '../domain/money';
+import { formatAmount, isCurrency, parseAmount } from '../domain/money';
+import { AppError } from '../domain/errors';
 import { expireHolds } from '../ledger/holds';
 import { accountBalances, available, pending, verifyLedger } from '../ledger/store';
 
@@ -13,7 +14,10 @@ const USAGE = `usage: payctl <command>
                                                stored balance equal to its entries, every credited order posted
   ledger balance <account> [--currency CUR]    an account's posted, pending and available balance
                                                (e.g. platform_revenue, seller_payable:<merchant>:<seller>)
-  ledger expire-holds [--limit N]              void holds past their expiry (the worker also does this)`;
+  ledger expire-holds [--limit N]              void holds past their expiry (the worker also does this)
+  merchant fee-rule set <merchant_id> --percent-bps N [--currency CUR --fixed AMOUNT]
+                                               the merchant's commission (for one currency, or its default)
+  merchant fee-rule list <merchant_id>         the merchant's commission rules`;
 
 class UsageError extends Error {}
 
@@ -22,7 +26,7 @@ interface Args {
   flags: Map<string, string | true>;
 }
 
-const FLAGS_WITH_VALUE = new Set(['--currency', '--limit']);
+const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed']);
 const FLAGS = new Set(['--json', ...FLAGS_WITH_VALUE]);
 
 function parseArgs(argv: string[]): Args {
@@ -86,18 +90,56 @@ async function ledgerExpireHolds(db: Knex, args: Args): Promise<number> {
   return 0;
 }
 
+function flagValue(args: Args, flag: string): string | undefined {
+  const value = args.flags.get(flag);
+  if (value === true) throw new UsageError(`${flag} needs a value`);
+  return value;
+}
+
+async function feeRuleSet(db: Knex, args: Args): Promise<number> {
+  const [merchant_id, extra] = args.words;
+  if (merchant_id === undefined || extra !== undefined) throw new UsageError('fee-rule set takes one merchant id');
+  const bps = flagValue(args, '--percent-bps');
+  if (bps === undefined || !/^[0-9]{1,5}$/.test(bps) || Number(bps) > 10_000) throw new UsageError('--percent-bps takes 0..10000');
+  const currency = flagValue(args, '--currency');
+  if (currency !== undefined && !isCurrency(currency)) throw new UsageError('--currency takes an ISO 4217 code');
+  const fixed = flagValue(args, '--fixed');
+  if (fixed !== undefined && currency === undefined) throw new UsageError('--fixed needs --currency (a fixed fee is an amount in one currency)');
+  const fixed_minor = fixed === undefined ? 0n : parseAmount(fixed, currency ?? '', '--fixed');
+  if ((await db('merchant').where({ id: merchant_id }).first()) === undefined) throw new UsageError(`no merchant ${merchant_id}`);
+  await db.transaction(async (trx) => {
+    await trx('merchant_fee_rule').where({ merchant_id }).andWhere((q) => (currency === undefined ? q.whereNull('currency') : q.where({ currency }))).delete();
+    await trx('merchant_fee_rule').insert({ merchant_id, currency: currency ?? null, percent_bps: Number(bps), fixed_minor: fixed_minor.toString() });
+  });
+  out(`fee rule for ${merchant_id} ${currency ?? '(default)'}: ${bps} bps + ${currency === undefined ? '0' : formatAmount(fixed_minor, currency)}`);
+  return 0;
+}
+
+async function feeRuleList(db: Knex, args: Args): Promise<number> {
+  const [merchant_id, extra] = args.words;
+  if (merchant_id === undefined || extra !== undefined) throw new UsageError('fee-rule list takes one merchant id');
+  const rules: { currency: string | null; percent_bps: number; fixed_minor: string }[] = await db('merchant_fee_rule').where({ merchant_id }).orderBy('currency');
+  for (const r of rules) out(`${r.currency ?? '(default)'}: ${r.percent_bps} bps + ${r.currency === null ? '0' : formatAmount(BigInt(r.fixed_minor), r.currency)}`);
+  if (rules.length === 0) out('no rules: the platform default (COMMISSION_BPS) applies');
+  return 0;
+}
+
 const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'ledger verify': ledgerVerify,
   'ledger balance': ledgerBalance,
   'ledger expire-holds': ledgerExpireHolds,
+  'merchant fee-rule set': feeRuleSet,
+  'merchant fee-rule list': feeRuleList,
 };
 
 async function main(argv: string[]): Promise<number> {
   let args: Args;
   let command: ((db: Knex, args: Args) => Promise<number>) | undefined;
+  let name_words = 2;
   try {
     args = parseArgs(argv);
-    command = COMMANDS[args.words.slice(0, 2).join(' ')];
+    name_words = COMMANDS[args.words.slice(0, 3).join(' ')] !== undefined ? 3 : 2;
+    command = COMMANDS[args.words.slice(0, name_words).join(' ')];
     if (command === undefined) throw new UsageError(args.words.length === 0 ? 'no command' : `unknown command: ${args.words.join(' ')}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
@@ -107,9 +149,9 @@ async function main(argv: string[]): Promise<number> {
   const env = loadEnv();
   const db = createDb(env.DATABASE_URL, 2);
   try {
-    return await command(db, { ...args, words: args.words.slice(2) });
+    return await command(db, { ...args, words: args.words.slice(name_words) });
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
+    if (!(err instanceof UsageError || err instanceof AppError)) throw err;
     process.stderr.write(`payctl: ${err.message}\n${USAGE}\n`);
     return 2;
   } finally {

@@ -62,6 +62,27 @@ describe('payctl ledger verify', () => {
     }
   });
 
+  it('sets and lists a merchant fee rule, refusing a bad amount; shows an account balance', async () => {
+    const url = String(process.env.DATABASE_URL);
+    const db = createDb(url, 1);
+    try {
+      const merchant_id = `mer_${randomBytes(6).toString('hex')}`;
+      await db('merchant').insert({ id: merchant_id, name: 'fees' });
+      const set = await payctl(['merchant', 'fee-rule', 'set', merchant_id, '--percent-bps', '250', '--currency', 'USD', '--fixed', '0.10'], url);
+      expect(set.code).toBe(0);
+      expect(await db('merchant_fee_rule').where({ merchant_id }).first()).toMatchObject({ currency: 'USD', percent_bps: 250, fixed_minor: '10' });
+      expect((await payctl(['merchant', 'fee-rule', 'list', merchant_id], url)).stdout).toContain('USD: 250 bps + 0.10');
+      const bad = await payctl(['merchant', 'fee-rule', 'set', merchant_id, '--percent-bps', '250', '--currency', 'USD', '--fixed', '0.101'], url);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('at most 2 decimal places');
+      expect((await payctl(['merchant', 'fee-rule', 'set', 'mer_missing', '--percent-bps', '1'], url)).code).toBe(2);
+    } finally {
+      await db.destroy();
+    }
+    const balance = await payctl(['ledger', 'balance', 'no_such_account'], url);
+    expect(balance.code).toBe(1);
+  });
+
   it('answers a usage error with exit code 2', async () => {
     const result = await payctl(['ledger', 'frobnicate'], String(process.env.DATABASE_URL));
     expect(result.code).toBe(2);
