@@ -105,7 +105,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 // Flags
 
 function wholeNumber(flag: string, text: string, max: number): number {
-  if (!/^[1-9][0-9]{0,2}$/.test(text) || Number(text) > max) throw new UsageError(`${flag} takes whole numbers from 1 to ${max} (got "${text}")`);
+  if (!/^[1-9][0-9]{0,2}$/.test(text) || Number(text) > max) throw new UsageError(`${flag}: "${text}" is not a whole number from 1 to ${max}`);
   return Number(text);
 }
 

@@ -37,6 +37,8 @@ const CASES: Case[] = [
   { name: 'any decimals for JPY', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), currency: 'JPY', orders: [{ seller_id: 's', amount: '10.5' }] } },
   { name: 'a negative amount', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: '-5.00' }] } },
   { name: 'a zero amount', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: '0.00' }] } },
+  { name: 'a leading plus sign', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: '+5.00' }] } },
+  { name: 'surrounding whitespace', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: ' 5.00' }] } },
   { name: 'exponent notation', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: '1e3' }] } },
   { name: 'an amount over 18 digits', status: 400, code: 'invalid_amount', param: 'orders[0].amount', body: { ...valid(), orders: [{ seller_id: 's', amount: '10000000000000000000.00' }] } },
   { name: 'an unknown currency', status: 400, code: 'invalid_currency', param: 'currency', body: { ...valid(), currency: 'ABC' } },
