@@ -37,6 +37,7 @@ const LIMITS = {
   pgbench_threads_max: 2,
   pgbench_grace_s: 60, // pgbench -T plus this, then it is killed
   breaks_printed_max: 10,
+  cleanup_timeout_ms: 30_000,
 } as const;
 
 const GOALS = { spread_per_s: 5_000, hot_per_s: 2_000, pgbench_ratio: 0.5 } as const;
@@ -184,11 +185,12 @@ async function closePool(ctx: Context, db: Knex): Promise<void> {
 /** Idempotent; the same promise for the normal end, a failure and a signal. */
 function cleanup(ctx: Context): Promise<void> {
   ctx.cleaning ??= (async () => {
-    const steps: [string, () => Promise<unknown>][] = [
-      ...[...ctx.children].map((child): [string, () => Promise<unknown>] => ['stop pgbench', async () => child.kill('SIGTERM')]),
-      ...[...ctx.pools].map((db): [string, () => Promise<unknown>] => ['close pool', () => closePool(ctx, db)]),
-      ...[...ctx.databases].map((url): [string, () => Promise<unknown>] => [`drop ${new URL(url).pathname.slice(1)}`, () => dropDatabase(url)]),
-      ...[...ctx.tmp_dirs].map((dir): [string, () => Promise<unknown>] => ['remove temp dir', () => fs.promises.rm(dir, { recursive: true, force: true })]),
+    type Step = [what: string, run: () => Promise<unknown>];
+    const steps: Step[] = [
+      ...[...ctx.children].map((child): Step => ['stop pgbench', async () => child.kill('SIGTERM')]),
+      ...[...ctx.pools].map((db): Step => ['close pool', () => closePool(ctx, db)]),
+      ...[...ctx.databases].map((url): Step => [`drop ${new URL(url).pathname.slice(1)}`, () => dropDatabase(url)]),
+      ...[...ctx.tmp_dirs].map((dir): Step => ['remove temp dir', () => fs.promises.rm(dir, { recursive: true, force: true })]),
     ];
     for (const [what, step] of steps) {
       try {
@@ -201,14 +203,19 @@ function cleanup(ctx: Context): Promise<void> {
   return ctx.cleaning;
 }
 
+/**
+ * Ctrl-C reaches us twice (the terminal signals the whole process group and tsx relays it too), so
+ * a repeated signal does not cut the cleanup short; a deadline does, should dropping hang.
+ */
 function onSignals(ctx: Context): void {
   const handle = (signal: NodeJS.Signals, code: number) => {
-    if (ctx.interrupted) {
-      progress(`${signal} again: exiting without finishing cleanup`);
-      process.exit(code);
-    }
+    if (ctx.interrupted) return;
     ctx.interrupted = true;
     progress(`${signal}: stopping and dropping the bench databases`);
+    setTimeout(() => {
+      progress(`cleanup still running after ${LIMITS.cleanup_timeout_ms} ms: exiting`);
+      process.exit(code);
+    }, LIMITS.cleanup_timeout_ms).unref();
     void cleanup(ctx).finally(() => process.exit(code));
   };
   process.on('SIGINT', () => handle('SIGINT', 130));
@@ -466,16 +473,30 @@ function writeJson(started_at: Date, report: object): string {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function runAll(ctx: Context, hot_script: string): Promise<Row[]> {
+/**
+ * All ledger runs first, then pgbench: pgbench's scale-10 tables are larger than a small
+ * shared_buffers, so running it in between would evict the ledger's pages before each ledger run.
+ */
+async function runAll(ctx: Context): Promise<Row[]> {
   const rows: Row[] = [];
   for (const workload of WORKLOADS) {
     for (const clients of ctx.options.clients) {
-      const tps = await pgbenchTps(ctx, workload, clients, hot_script);
-      progress(`${workload} ${clients} clients: pgbench ${tps.toFixed(0)} tps`);
       for (const mode of MODES) {
         const row = await runLedger(ctx, workload, clients, mode);
-        rows.push({ ...row, pgbench_tps: tps, ratio: tps > 0 ? row.postings_per_s / tps : null });
+        rows.push(row);
         progress(`${workload} ${clients} clients ${mode}: ${row.postings_per_s.toFixed(0)} postings/s, ${row.errors} error(s)`);
+      }
+    }
+  }
+  const hot_script = await preparePgbench(ctx);
+  for (const workload of WORKLOADS) {
+    for (const clients of ctx.options.clients) {
+      const tps = await pgbenchTps(ctx, workload, clients, hot_script);
+      progress(`${workload} ${clients} clients pgbench: ${tps.toFixed(0)} tps`);
+      for (const row of rows) {
+        if (row.workload !== workload || row.clients !== clients) continue;
+        row.pgbench_tps = tps;
+        row.ratio = tps > 0 ? row.postings_per_s / tps : null;
       }
     }
   }
@@ -492,9 +513,8 @@ async function bench(ctx: Context): Promise<number> {
   await migrateLatest(db);
   await seed(ctx, db);
   const server = (await db.raw<{ rows: { version: string; synchronous_commit: string }[] }>(`select version(), current_setting('synchronous_commit') as synchronous_commit`)).rows[0];
-  const hot_script = await preparePgbench(ctx);
 
-  const rows = await runAll(ctx, hot_script);
+  const rows = await runAll(ctx);
   const report = await verifyLedger(db);
   const hot = await hotSellerCheck(ctx, db);
   const goal_lines = goals(rows);

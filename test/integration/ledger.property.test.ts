@@ -165,7 +165,7 @@ const captureSpec: fc.Arbitrary<CaptureSpec> = fc
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ t: fc.constant('capture' as const), via: fc.constantFrom('poster' as const, 'direct' as const, 'trx' as const), c: captureSpec }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('batch' as const), cs: fc.array(captureSpec, { minLength: 1, maxLength: 4 }) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('burst' as const), cs: fc.array(captureSpec, { minLength: 2, maxLength: 6 }), stale: fc.option(fc.nat(), { nil: null }) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('burst' as const), cs: fc.array(captureSpec, { minLength: 2, maxLength: 6 }), stale: fc.option(fc.nat(), { nil: null }) }) },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -317,7 +317,7 @@ async function runSequence(ops: Op[]): Promise<void> {
 describe('ledger properties against PostgreSQL', () => {
   it('random posting sequences keep every invariant and match an in-memory model', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), runSequence),
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30, size: 'max' }), runSequence),
       { numRuns: 15 },
     );
   });
@@ -359,6 +359,9 @@ describe('ledger properties against PostgreSQL', () => {
     const reference = uid('hold_expire');
     await createHold(db, { reference, description: 'expires', currency: 'USD', debit: ACCOUNTS.psp_receivable, credit: ACCOUNTS.sellerPayable(M, s), amount_minor: 700n, merchant_id: M }, 1);
     await new Promise((r) => setTimeout(r, 50));
+    // past its expiry but not yet swept: posting it is refused as expired
+    await expectCode(postHold(db, reference, 700n, `${reference}:early_post`), 'hold_expired');
+    expect(await sellerBalance(s)).toEqual({ available: 0n, pending: 700n });
     expect(await expireHolds(db, 10)).toBeGreaterThanOrEqual(1);
     expect(await sellerBalance(s)).toEqual({ available: 0n, pending: 0n });
     const [expiry] = await db('ledger_transaction').where({ reference: `${reference}:expired` }).select('kind');
@@ -368,6 +371,59 @@ describe('ledger properties against PostgreSQL', () => {
     expect(await expireHolds(db, 10)).toBe(0);
     expect(await sellerBalance(s)).toEqual({ available: 0n, pending: 0n });
     await expectLedgerClean();
+  });
+
+  it('a post and a void racing for the same hold: exactly one wins, the other is refused', async () => {
+    const s = uid('s_race');
+    const holds = Array.from({ length: 12 }, () => uid('hold_race'));
+    for (const reference of holds) {
+      await createHold(db, { reference, description: 'race', currency: 'USD', debit: ACCOUNTS.psp_receivable, credit: ACCOUNTS.sellerPayable(M, s), amount_minor: 100n, merchant_id: M }, HOUR_MS);
+    }
+    const outcomes = await Promise.all(holds.map((h) => Promise.allSettled([postHold(db, h, 60n, `${h}:post`), voidHold(db, h, `${h}:void`)])));
+    let posted = 0n;
+    for (const [post, void_] of outcomes) {
+      expect([post?.status, void_?.status].sort()).toEqual(['fulfilled', 'rejected']);
+      const loser = (post?.status === 'rejected' ? post : void_) as PromiseRejectedResult;
+      expect(loser.reason).toBeInstanceOf(AppError);
+      expect((loser.reason as AppError).code).toBe('hold_already_resolved');
+      if (post?.status === 'fulfilled') posted += 60n;
+    }
+    expect(await sellerBalance(s)).toEqual({ available: posted, pending: 0n });
+    await expectLedgerClean();
+  });
+
+  it('concurrent expiry sweeps void each expired hold exactly once', async () => {
+    const s = uid('s_sweep');
+    const holds = Array.from({ length: 10 }, () => uid('hold_sweep'));
+    for (const reference of holds) {
+      await createHold(db, { reference, description: 'sweep', currency: 'USD', debit: ACCOUNTS.psp_receivable, credit: ACCOUNTS.sellerPayable(M, s), amount_minor: 100n, merchant_id: M }, 1);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([0, 1, 2, 3].map(() => expireHolds(db, 100)));
+    const voids: { n: number }[] = (await db.raw(`select count(*)::int as n from ledger_transaction where kind = 'void_pending' and reference = any(?)`, [holds.map((h) => `${h}:expired`)])).rows;
+    expect(voids).toEqual([{ n: holds.length }]);
+    expect(await sellerBalance(s)).toEqual({ available: 0n, pending: 0n });
+    await expectLedgerClean();
+  });
+
+  // BUG (src/ledger/holds.ts, expireHolds): it counts a hold as voided even when its
+  // `<ref>:expired` void was already written by a concurrent sweep (resolve() returns
+  // created = false, no error), so N expired holds swept by 4 workers report up to 4·N.
+  // The ledger itself stays right (test above); only the returned count — logged by the worker's
+  // sweep and printed by `payctl expire-holds` — is inflated. Fix: `if ((await resolve(...)).created) voided += 1;`.
+  // Marked it.failing while the bug is there: when src is fixed this reports "expected to fail" — make it `it`.
+  it.failing('concurrent expiry sweeps together report each expired hold once', async () => {
+    const s = uid('s_sweep_count');
+    const holds = Array.from({ length: 20 }, () => uid('hold_sweep_count'));
+    for (const reference of holds) {
+      await createHold(db, { reference, description: 'sweep', currency: 'USD', debit: ACCOUNTS.psp_receivable, credit: ACCOUNTS.sellerPayable(M, s), amount_minor: 100n, merchant_id: M }, 1);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const expired_before = Number((await db('ledger_transaction').where('reference', 'like', '%:expired').count<{ n: string }[]>('* as n'))[0]?.n);
+    const reported = (await Promise.all([0, 1, 2, 3].map(() => expireHolds(db, 100)))).reduce((a, b) => a + b, 0);
+    const expired_after = Number((await db('ledger_transaction').where('reference', 'like', '%:expired').count<{ n: string }[]>('* as n'))[0]?.n);
+    expect(expired_after - expired_before).toBe(holds.length);
+    expect(reported).toBe(expired_after - expired_before); // fails today: 4 overlapping sweeps report up to 80 for 20 holds
   });
 
   describe('32 parallel postings to one seller over a pool of 16 connections land exactly', () => {
@@ -380,11 +436,17 @@ describe('ledger properties against PostgreSQL', () => {
     const expected = (ds: PostingDraft[], s: string) =>
       ds.reduce((sum, d) => sum - d.entries.filter((e) => e.account.code === ACCOUNTS.sellerPayable(M, s).code).reduce((a, e) => a + e.amount_minor, 0n), 0n);
 
+    // One LedgerPoster has one batch in flight at a time (group commit), so 32 posts through it
+    // reach PostgreSQL as a few batches; four posters sharing the pool (as four worker processes
+    // would) and bare postInTransaction calls make the statements really race for the rows.
     // A fresh seller each time: the first postings also race to create the seller's account.
-    it.each(['LedgerPoster.post', 'postInTransaction'] as const)('%s', async (via) => {
+    it.each(['LedgerPoster.post (one poster)', 'LedgerPoster.post (four posters)', 'postInTransaction'] as const)('%s', async (via) => {
       const s = uid('s_parallel');
       const ds = drafts(s);
-      const results = await Promise.allSettled(ds.map((d) => (via === 'LedgerPoster.post' ? poster.post(d) : postInTransaction(db, [d]).then((r) => r[0] as PostResult))));
+      const posters = via === 'LedgerPoster.post (four posters)' ? [0, 1, 2, 3].map(() => new LedgerPoster(db)) : [poster];
+      const results = await Promise.allSettled(
+        ds.map((d, i) => (via === 'postInTransaction' ? postInTransaction(db, [d]).then((r) => r[0] as PostResult) : (posters[i % posters.length] as LedgerPoster).post(d))),
+      );
       const failures = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
       expect(failures).toEqual([]); // no deadlock, no serialization error, nothing lost
       expect(results.every((r) => r.status === 'fulfilled' && r.value.created)).toBe(true);
@@ -449,6 +511,24 @@ describe('ledger properties against PostgreSQL', () => {
       );
       expect(await counts()).toEqual(before);
       await expectLedgerClean();
+    });
+    // BUG (migrations/002_ledger_holds_fees.ts): the balance check is a constraint trigger on
+    // *ledger_entry* inserts, so a ledger_transaction with no entries at all never fires it and
+    // commits (verifyLedger then reports it as too_few_entries). The migration promises "at least
+    // two entries: checked at commit". Only raw SQL can do this today (assertBalanced guards the
+    // code path). Fix: a deferred constraint trigger on ledger_transaction insert that raises when
+    // the transaction has < 2 entries at commit. SET CONSTRAINTS ALL IMMEDIATE runs the commit-time
+    // checks now, so the probe can roll back instead of leaving a broken row behind.
+    // Marked it.failing while the bug is there: when fixed this reports "expected to fail" — make it `it`.
+    it.failing('a transaction with no entries at all is refused at commit too', async () => {
+      const err = await rejection(
+        db.transaction(async (trx) => {
+          await trx('ledger_transaction').insert({ reference: uid('raw_empty'), description: 'no entries', kind: 'posting' });
+          await trx.raw('set constraints all immediate');
+          throw new Error('probe only: roll back');
+        }),
+      );
+      expect(String((err as Error).message)).toMatch(/fewer than two entries/); // fails today: "probe only: roll back"
     });
   });
 
