@@ -5,7 +5,9 @@ import type { Knex } from 'knex';
  * - ledger_post_batch resolves account ids once per batch, while locking them, into a map, instead
  *   of joining ledger_account for every posting (that join was a sequential scan per posting);
  * - the balance check runs once per transaction at commit (it is a row trigger, so it used to run
- *   once per entry) and in one query instead of two.
+ *   once per entry) and in one query instead of two. (Replaced by 004: the marker used here
+ *   leaked settings on long-lived connections, and explicit entry ids or an early
+ *   SET CONSTRAINTS could sidestep it.)
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as m001 from './001_initial';
 import * as m002 from './002_ledger_holds_fees';
 import * as m003 from './003_faster_posting';
+import * as m004 from './004_balance_check_per_transaction';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -11,6 +12,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['001_initial', m001],
   ['002_ledger_holds_fees', m002],
   ['003_faster_posting', m003],
+  ['004_balance_check_per_transaction', m004],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -112,8 +112,9 @@ export async function expireHolds(db: Knex, limit: number): Promise<number> {
   for (const { reference } of due) {
     const hold = await findHold(db, reference);
     try {
-      await resolve(db, voidPendingPosting(hold, `${reference}:expired`, `hold ${reference} expired`));
-      voided += 1;
+      // created = false: a concurrent sweep voided it first; count only what this call did.
+      const result = await resolve(db, voidPendingPosting(hold, `${reference}:expired`, `hold ${reference} expired`));
+      if (result.created) voided += 1;
     } catch (err) {
       if (!(err instanceof AppError && err.code === 'hold_already_resolved')) throw err; // a capture won the race
     }

@@ -406,13 +406,7 @@ describe('ledger properties against PostgreSQL', () => {
     await expectLedgerClean();
   });
 
-  // BUG (src/ledger/holds.ts, expireHolds): it counts a hold as voided even when its
-  // `<ref>:expired` void was already written by a concurrent sweep (resolve() returns
-  // created = false, no error), so N expired holds swept by 4 workers report up to 4·N.
-  // The ledger itself stays right (test above); only the returned count — logged by the worker's
-  // sweep and printed by `payctl expire-holds` — is inflated. Fix: `if ((await resolve(...)).created) voided += 1;`.
-  // Marked it.failing while the bug is there: when src is fixed this reports "expected to fail" — make it `it`.
-  it.failing('concurrent expiry sweeps together report each expired hold once', async () => {
+  it('concurrent expiry sweeps together report each expired hold once', async () => {
     const s = uid('s_sweep_count');
     const holds = Array.from({ length: 20 }, () => uid('hold_sweep_count'));
     for (const reference of holds) {
@@ -512,15 +506,40 @@ describe('ledger properties against PostgreSQL', () => {
       expect(await counts()).toEqual(before);
       await expectLedgerClean();
     });
-    // BUG (migrations/002_ledger_holds_fees.ts): the balance check is a constraint trigger on
-    // *ledger_entry* inserts, so a ledger_transaction with no entries at all never fires it and
-    // commits (verifyLedger then reports it as too_few_entries). The migration promises "at least
-    // two entries: checked at commit". Only raw SQL can do this today (assertBalanced guards the
-    // code path). Fix: a deferred constraint trigger on ledger_transaction insert that raises when
-    // the transaction has < 2 entries at commit. SET CONSTRAINTS ALL IMMEDIATE runs the commit-time
-    // checks now, so the probe can roll back instead of leaving a broken row behind.
-    // Marked it.failing while the bug is there: when fixed this reports "expected to fail" — make it `it`.
-    it.failing('a transaction with no entries at all is refused at commit too', async () => {
+    // The check at commit must see every entry of the transaction, including entries added after
+    // an earlier check of the same transaction passed (SET CONSTRAINTS ALL IMMEDIATE runs the
+    // deferred checks early; the trigger is DEFERRABLE, so any session may do that). The probe
+    // always rolls back, so nothing unbalanced is left behind even when the check is missed.
+    async function lateEntryProbe(late_entry_id: number | null): Promise<void> {
+      const ids = [await accountId('psp_receivable', 'USD', 'asset'), await accountId('platform_revenue', 'USD', 'revenue')];
+      const before = await counts();
+      const err = await rejection(
+        db.transaction(async (trx) => {
+          const [{ id }] = await trx('ledger_transaction').insert({ reference: uid('raw_late'), description: 'late entry', kind: 'posting' }).returning('id');
+          await trx('ledger_entry').insert([
+            { transaction_id: id, account_id: ids[0], amount_minor: '100', currency: 'USD', phase: 'posted' },
+            { transaction_id: id, account_id: ids[1], amount_minor: '-100', currency: 'USD', phase: 'posted' },
+          ]);
+          await trx.raw('set constraints all immediate'); // balanced so far: passes
+          await trx.raw('set constraints all deferred');
+          await trx('ledger_entry').insert({ ...(late_entry_id === null ? {} : { id: late_entry_id }), transaction_id: id, account_id: ids[0], amount_minor: '50', currency: 'USD', phase: 'posted' });
+          await trx.raw('set constraints all immediate'); // must raise now (else commit would let it through)
+          throw new Error('not refused: probe rolls back');
+        }),
+      );
+      expect(String((err as Error).message)).toMatch(/unbalanced/);
+      expect(await counts()).toEqual(before);
+    }
+
+    it('an unbalanced entry added after an early check passed is still refused', async () => {
+      await lateEntryProbe(null);
+    });
+
+    it('an unbalanced entry with an explicit lower id added after an early check is still refused', async () => {
+      await lateEntryProbe(-1);
+    });
+
+    it('a transaction with no entries at all is refused at commit too', async () => {
       const err = await rejection(
         db.transaction(async (trx) => {
           await trx('ledger_transaction').insert({ reference: uid('raw_empty'), description: 'no entries', kind: 'posting' });

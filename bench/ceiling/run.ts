@@ -1,0 +1,68 @@
+import { Client, Connection } from '@temporalio/client';
+import { hasPoller, spawnEntry, waitUntil, type Stack } from '../e2e/stack';
+import { round1 } from '../e2e/stats';
+import { CeilingPaymentWorkflow } from './workflows';
+
+/**
+ * Ceiling: how many no-op payments of the same shape per second Temporal and one worker finish
+ * on this box. Closed loop on purpose (a fixed number of payments in flight, each started as the
+ * previous one finishes): the aim is the most the pair can do, not latency at a given rate.
+ */
+const LIMITS = {
+  in_flight: 64,
+  payments_max: 1_000_000, // bound on the loop whatever the clock does
+  execute_timeout_ms: 60_000,
+} as const;
+
+export interface CeilingResult {
+  ceiling_per_s: number;
+  completed: number;
+  failed: number;
+  in_flight: number;
+}
+
+interface Window {
+  warmup_s: number;
+  duration_s: number;
+  orders: number;
+}
+
+export async function measureCeiling(stack: Stack, w: Window): Promise<CeilingResult> {
+  const address = stack.temporal_address;
+  if (address === null) throw new Error('the ceiling needs the Temporal server the bench started');
+  const task_queue = `${stack.task_queue}-ceiling`;
+  spawnEntry(stack, 'ceiling_worker', 'bench/ceiling/worker.ts', { TEMPORAL_ADDRESS: address, TEMPORAL_TASK_QUEUE: task_queue, WORKER_METRICS_PORT: '0' });
+  await waitUntil('ceiling_worker', () => hasPoller(address, task_queue));
+  const connection = await Connection.connect({ address });
+  try {
+    return await closedLoop(new Client({ connection }), task_queue, stack.hex, w);
+  } finally {
+    await connection.close();
+  }
+}
+
+async function closedLoop(client: Client, task_queue: string, hex: string, w: Window): Promise<CeilingResult> {
+  const t0 = Date.now();
+  const window_start_ms = t0 + w.warmup_s * 1_000;
+  const window_end_ms = window_start_ms + w.duration_s * 1_000;
+  let next = 0;
+  let completed = 0;
+  let failed = 0;
+  const lane = async () => {
+    while (Date.now() < window_end_ms && next < LIMITS.payments_max) {
+      const n = next++;
+      const payment_id = `ceil_${hex}_${n}`;
+      const order_ids = Array.from({ length: w.orders }, (_, j) => `${payment_id}_${j}`);
+      const ok = await client.workflow
+        .execute(CeilingPaymentWorkflow, { taskQueue: task_queue, workflowId: `ceiling-payment-${payment_id}`, args: [{ payment_id, order_ids }], workflowExecutionTimeout: LIMITS.execute_timeout_ms })
+        .then(() => true, () => false);
+      const end = Date.now();
+      if (end >= window_start_ms && end < window_end_ms) {
+        if (ok) completed++;
+        else failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LIMITS.in_flight }, lane));
+  return { ceiling_per_s: round1(completed / w.duration_s), completed, failed, in_flight: LIMITS.in_flight };
+}
