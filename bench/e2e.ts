@@ -58,6 +58,7 @@ function sampler(stack: Stack): ProcSampler {
   return new ProcSampler({
     ...(owned ? { api: pid('api'), worker: pid('worker'), temporal: pid('temporal'), sandbox_psp: pid('sandbox_psp') } : {}),
     postgres: postgresPids,
+    bench: () => [process.pid], // the generator shares the cores: its cost is part of the picture
   });
 }
 
