@@ -9,6 +9,9 @@ export interface PostResult {
 }
 
 const BATCH_MAX = 256;
+// Bounded queue: past this many waiting postings the caller is refused at once (an activity
+// retries with backoff) rather than every posting queueing ever longer behind a slow database.
+const QUEUE_MAX = 10_000;
 
 function toJson(p: PostingDraft) {
   return {
@@ -63,6 +66,7 @@ export class LedgerPoster {
 
   post(posting: PostingDraft): Promise<PostResult> {
     assertBalanced(posting); // fail the caller now, not the batch later
+    if (this.queue.length >= QUEUE_MAX) return Promise.reject(new Error(`ledger poster queue full (${QUEUE_MAX} waiting)`));
     return new Promise((resolve, reject) => {
       this.queue.push({ posting, resolve, reject });
       if (!this.flushing) void this.flush();
@@ -87,8 +91,11 @@ export class LedgerPoster {
         batch[0]?.reject(err);
         return;
       }
-      // One bad posting must not fail its neighbours: retry each alone, each with its own answer.
-      for (const w of batch) await this.write([w]);
+      // One bad posting must not fail its neighbours: split and retry the halves, down to the
+      // one that fails (log2(batch) extra round trips, not one per posting).
+      const half = Math.ceil(batch.length / 2);
+      await this.write(batch.slice(0, half));
+      await this.write(batch.slice(half));
     }
   }
 }
