@@ -123,7 +123,7 @@ function buildReport(run: Run, run_id: string, steps: StepReport[], extra: { per
   const ceiling_per_s = extra.ceiling?.ceiling_per_s ?? null;
   return {
     run_id,
-    started_at: new Date().toISOString(),
+    finished_at: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
     machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', mem_gb: round1(os.totalmem() / 2 ** 30) },
     target: o.url === null ? 'own_stack' : 'url',
@@ -185,14 +185,16 @@ async function main(): Promise<number> {
   const run_id = randomBytes(4).toString('hex');
   const out_dir = path.resolve(ROOT, options.out_dir);
   const log_dir = path.join(out_dir, 'logs', run_id);
-  fs.mkdirSync(log_dir, { recursive: true });
+  if (options.url === null) fs.mkdirSync(log_dir, { recursive: true });
   const run: Run = { options, stack: emptyStack(run_id, log_dir), db: null, cleaning: null };
   const onSignal = (signal: string) => {
     progress(`${signal}: stopping every process and dropping the databases`);
     void cleanup(run).finally(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // on, not once: npm passes Ctrl-C on and then sends SIGTERM too; a second signal must not kill
+  // us halfway through cleanup (cleanup() is one shared promise).
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await prepare(run);
     const report = await measure(run, run_id);

@@ -9,7 +9,7 @@ import { CeilingPaymentWorkflow } from './workflows';
  * previous one finishes): the aim is the most the pair can do, not latency at a given rate.
  */
 const LIMITS = {
-  // 32: on the 2-core box this is past the knee (8 in flight already gives ~80 % of the most) without
+  // 32: on the 2-core box this is past the knee (8 in flight gave ~75 % of the most, 64 no more than 32) without
   // piling up enough work to collapse into workflow-task timeouts.
   in_flight: 32,
   steady_timeout_ms: 120_000, // how long to wait for the first full round of completions

@@ -11,7 +11,7 @@ export interface StepReport extends StepResult {
 
 export interface Report extends Omit<StepReport, 'timeline'> {
   run_id: string;
-  started_at: string;
+  finished_at: string;
   command: string;
   machine: { cpus: number; cpu_model: string; mem_gb: number };
   target: 'own_stack' | 'url';
@@ -44,7 +44,7 @@ export function humanTable(r: Report): string {
   const steps = table(['rate/s', 'sent', 'accepted/s', 'completed/s', 'accept p50 ms', 'accept p99 ms', 'accept max ms', 'done p50 ms', 'done p99 ms', 'errors', 'ok'], r.steps.map(stepRow));
   const procs = table(['process', 'cpu %', 'rss max MB'], Object.entries(r.processes).map(([name, u]) => [name, fmt(u.cpu_pct), fmt(u.rss_mb_max)]));
   const lines = [
-    `bench ${r.run_id} ${r.started_at}  ${r.machine.cpus} cpu ${r.machine.cpu_model}`,
+    `bench ${r.run_id} ${r.finished_at}  ${r.machine.cpus} cpu ${r.machine.cpu_model}`,
     `orders/payment ${r.orders_per_payment}, tokens ${r.tokens}, window ${r.duration_s} s after ${r.warmup_s} s warm-up`,
     '',
     steps,

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { loadEnv } from '../../src/config';
@@ -8,6 +7,7 @@ import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src
 import { ROOT, tsCommand } from '../../src/dev/run-ts';
 import { ensureTemporalCli, startDevServer, waitForTemporal } from '../../src/dev/temporal';
 import { createMerchant } from '../../src/services/merchants';
+import { freePort } from '../../src/dev/net';
 
 /** How long each piece may take to come up; a stack that is not ready by then is a failed run. */
 const READY_TIMEOUT_MS = 90_000;
@@ -32,17 +32,6 @@ export function emptyStack(hex: string, log_dir: string): Stack {
   return { hex, api_url: '', api_key: null, database_url: null, temporal_address: null, task_queue: `bench-${hex}`, children: new Map(), databases: [], log_dir };
 }
 
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no port'));
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
 
 function withDatabase(base_url: string, name: string): string {
   const url = new URL(base_url);

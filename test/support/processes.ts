@@ -1,25 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
 import { Connection } from '@temporalio/client';
-
 import { ROOT, tsCommand } from '../../src/dev/run-ts';
+import { freePort } from '../../src/dev/net';
 
-export { ROOT };
-
-/** Asks the kernel for a free TCP port on loopback. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') throw new Error('no port');
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
+export { ROOT, freePort };
 
 export interface Service {
   name: string;
