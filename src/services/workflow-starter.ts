@@ -23,6 +23,16 @@ interface UnstartedPayment {
 }
 
 /**
+ * The AmountMinor search attribute, for searching only (the amount of record lives in
+ * PostgreSQL). Temporal's Int attribute travels as a JS number, exact only up to 2^53 − 1 minor
+ * units: beyond that the attribute is left out rather than set to a rounded value.
+ */
+function amountAttribute(amount_minor: string): { key: typeof SA.AmountMinor; value: number }[] {
+  const minor = BigInt(amount_minor);
+  return minor <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: SA.AmountMinor, value: Number(minor) }] : [];
+}
+
+/**
  * Starts a payment's workflow and records that it started. Idempotent by workflow id: Temporal
  * refuses a second run (REJECT_DUPLICATE), which we treat as "already started".
  */
@@ -41,10 +51,8 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
         { key: SA.PaymentId, value: payment.id },
         { key: SA.MerchantId, value: payment.merchant_id },
         { key: SA.PaymentStatus, value: 'processing' },
-        // Int search attributes are float64 in Temporal; ≤ 2^53 minor units is exact, and the
-        // attribute is for searching only — the amount of record lives in PostgreSQL.
-        { key: SA.AmountMinor, value: Number(payment.amount_minor) },
         { key: SA.Currency, value: payment.currency },
+        ...amountAttribute(payment.amount_minor),
       ],
     }));
   } catch (err) {
