@@ -1,10 +1,11 @@
-import { defineQuery, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { defineQuery, patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ChargeOutcome } from '../activities';
-import { DATABASE_STEP, PSP_CALL } from './retry-policies';
+import { DATABASE_STEP, LOCAL_DATABASE_STEP, PSP_CALL } from './retry-policies';
 import { SA } from './search-attributes';
 
 const psp = proxyActivities<Pick<Activities, 'chargeOrder'>>(PSP_CALL);
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
+const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture'>>(LOCAL_DATABASE_STEP);
 
 export interface PaymentOrderInput {
   order_id: string;
@@ -31,7 +32,9 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     // one balanced posting. Histories recorded before keep replaying the two-step path.
     if (patched('books-in-one-posting')) {
       step = 'recording_capture';
-      await books.recordCapture(input.order_id);
+      // v3: a local activity (see LOCAL_DATABASE_STEP); the PSP call stays a regular activity,
+      // with heartbeats and a server-side timeout, since it talks to the outside world.
+      await (patched('local-database-steps') ? localBooks : books).recordCapture(input.order_id);
     } else {
       step = 'crediting_wallet';
       await books.creditWallet(input.order_id);

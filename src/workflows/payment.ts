@@ -3,7 +3,9 @@ import {
   WorkflowIdReusePolicy,
   defineQuery,
   executeChild,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -11,11 +13,13 @@ import {
 import type { Activities, ChargeOutcome } from '../activities';
 import type { PaymentStatus } from '../domain/status';
 import { orderWorkflowId } from '../domain/workflow-ids';
-import { DATABASE_STEP } from './retry-policies';
+import { DATABASE_STEP, LOCAL_DATABASE_STEP } from './retry-policies';
 import { PaymentOrderWorkflow } from './payment-order';
 import { SA } from './search-attributes';
 
-const steps = proxyActivities<Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment'>>(DATABASE_STEP);
+type PaymentSteps = Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment'>;
+const remoteSteps = proxyActivities<PaymentSteps>(DATABASE_STEP);
+const localSteps = proxyLocalActivities<PaymentSteps>(LOCAL_DATABASE_STEP);
 
 export interface PaymentInput {
   payment_id: string;
@@ -49,6 +53,8 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
     failure_code: null,
   };
   setHandler(paymentStatusQuery, () => state);
+  // v3: database steps as local activities; histories from before keep the remote ones.
+  const steps = patched('local-database-steps') ? localSteps : remoteSteps;
 
   const risk = await steps.riskCheck(input.payment_id);
   if (!risk.approved) {

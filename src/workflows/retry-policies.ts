@@ -1,4 +1,4 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /**
  * Every activity's timeouts and retry policy, in one place (primer §4).
@@ -17,5 +17,18 @@ export const PSP_CALL: ActivityOptions = {
 
 export const DATABASE_STEP: ActivityOptions = {
   startToCloseTimeout: '15s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+};
+
+/**
+ * The same database steps as local activities (v3): they run in the worker that runs the
+ * workflow, recorded as one marker instead of a schedule/start/complete round trip through the
+ * server — the server's CPU is what limits throughput on one box (docs/PERFORMANCE.md). Safe
+ * because these steps are short and idempotent: after a crash a local activity may run again.
+ * Backoff past `localRetryThreshold` is scheduled with a durable timer.
+ */
+export const LOCAL_DATABASE_STEP: LocalActivityOptions = {
+  startToCloseTimeout: '15s',
+  localRetryThreshold: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 };

@@ -14,8 +14,9 @@ import { ROOT } from './processes';
  * change is meant to be incompatible (and then version it, so running workflows still replay).
  */
 // One folder per workflow version; older folders stay, so running workflows of every version keep
-// replaying. Bump when a workflow change is recorded (v2: books in one posting).
-const HISTORY_SET = 'v2';
+// replaying. Bump when a workflow change is recorded (v2: books in one posting; v3: database
+// steps as local activities).
+const HISTORY_SET = 'v3';
 
 const SCENARIOS = [
   { name: 'two-orders-succeeded', payment_method: 'tok_success', amounts: ['100.00', '25.50'], buyer: undefined },
