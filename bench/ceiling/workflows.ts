@@ -2,13 +2,14 @@
 // one child per order running charge + recordCapture, then completePayment; the same retry
 // options, search-attribute upserts and child options), with activities that do nothing. What is
 // left is the cost of Temporal and the worker alone. Workflow code only: bundled by the worker.
-import { ParentClosePolicy, WorkflowIdReusePolicy, executeChild, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import { DATABASE_STEP, PSP_CALL } from '../../src/workflows/retry-policies';
+import { ParentClosePolicy, WorkflowIdReusePolicy, executeChild, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { LOCAL_DATABASE_STEP, PSP_CALL } from '../../src/workflows/retry-policies';
 import { SA } from '../../src/workflows/search-attributes';
 import type { CeilingActivities } from './activities';
 
 const psp = proxyActivities<Pick<CeilingActivities, 'chargeOrder'>>(PSP_CALL);
-const steps = proxyActivities<Omit<CeilingActivities, 'chargeOrder'>>(DATABASE_STEP);
+// As in workflow v3: the database steps are local activities, the PSP call a regular one.
+const steps = proxyLocalActivities<Omit<CeilingActivities, 'chargeOrder'>>(LOCAL_DATABASE_STEP);
 
 export interface CeilingInput {
   payment_id: string;
