@@ -113,7 +113,8 @@ describe('crashes and outages', () => {
     expect(waiting.body.status).toBe('processing');
     const metrics = await (await fetch(`http://127.0.0.1:${metrics_port}/metrics`)).text();
     const retries = /activity_attempts_total\{activity="chargeOrder",retry="yes",service="worker"\} (\d+)/.exec(metrics);
-    expect(Number(retries?.[1])).toBeGreaterThanOrEqual(2);
+    // Pending attempt 3 means attempt 2 (a retry) has run; attempt 3 may not have started yet.
+    expect(Number(retries?.[1])).toBeGreaterThanOrEqual(1);
 
     spawn('sandbox', 'src/sandbox-psp/main.ts', env);
     const done = await waitForPayment(api, key, created.body.id, settled, 60_000);
