@@ -4,7 +4,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Knex } from '../db';
 import type { Logger } from '../logger';
-import type { SandboxConfig } from './config';
+import {
+  ERROR_CODES,
+  IDEMPOTENCY_KEY_CHARS_MAX,
+  readIdempotencyKey,
+  SandboxError,
+  type ChargeJson,
+  type ErrorCode,
+} from './errors';
+import { createAdminRouter, createCheckoutPages, postCheckoutSession } from './checkout';
+import { getPaymentMethod } from './checkout-store';
+import type { NewEvent } from './events';
+import type { EventDeps } from './webhooks';
 import {
   countCharges,
   findOrInsertCharge,
@@ -15,8 +26,11 @@ import {
   type ChargeFilter,
   type ChargeStatus,
   type NewCharge,
+  type ReviewDecision,
   type StoredCharge,
 } from './store';
+
+export { SandboxError, type ChargeJson };
 
 /**
  * The sandbox PSP's HTTP surface: a small Stripe-like charges API our payment app calls over
@@ -26,7 +40,7 @@ import {
 
 export const SANDBOX_LIMITS = {
   body_bytes_max: 16 * 1024,
-  idempotency_key_chars_max: 255,
+  idempotency_key_chars_max: IDEMPOTENCY_KEY_CHARS_MAX,
   amount_digits_max: 18,
   payment_method_chars_max: 255,
   order_reference_chars_max: 255,
@@ -39,39 +53,6 @@ export const SANDBOX_LIMITS = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
-// Errors: one class, a closed set of codes, and the only place that picks HTTP statuses.
-
-type ErrorType = 'invalid_request_error' | 'authentication_error' | 'idempotency_error' | 'card_error' | 'api_error';
-
-const ERROR_CODES = {
-  invalid_api_key: { type: 'authentication_error', status: 401 },
-  idempotency_key_invalid: { type: 'invalid_request_error', status: 400 },
-  parameter_invalid: { type: 'invalid_request_error', status: 400 },
-  invalid_json: { type: 'invalid_request_error', status: 400 },
-  body_too_large: { type: 'invalid_request_error', status: 413 },
-  invalid_payment_method: { type: 'invalid_request_error', status: 400 },
-  idempotency_key_reused: { type: 'idempotency_error', status: 400 },
-  card_declined: { type: 'card_error', status: 402 },
-  insufficient_funds: { type: 'card_error', status: 402 },
-  resource_missing: { type: 'invalid_request_error', status: 404 },
-  route_not_found: { type: 'invalid_request_error', status: 404 },
-  internal_error: { type: 'api_error', status: 500 },
-} as const satisfies Record<string, { type: ErrorType; status: number }>;
-
-type ErrorCode = keyof typeof ERROR_CODES;
-
-export class SandboxError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly param?: string,
-    readonly charge?: ChargeJson,
-  ) {
-    super(message);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Charges: test tokens, fees, wire shape.
 
 type FailureCode = 'card_declined' | 'insufficient_funds';
@@ -80,16 +61,31 @@ interface Outcome {
   status: ChargeStatus;
   failure_code: FailureCode | null;
   failure_message: string | null;
+  /** Set for review outcomes: the charge is pending until the scheduler applies this. */
+  review_decision: ReviewDecision | null;
 }
+
+const NO_REVIEW = { review_decision: null } as const;
+const PENDING = { status: 'pending', failure_code: null, failure_message: null } as const;
 
 // A Map, not an object literal, so "constructor" or "__proto__" cannot pass as a token.
 const TOKEN_OUTCOMES: ReadonlyMap<string, Outcome> = new Map<string, Outcome>([
-  ['tok_success', { status: 'succeeded', failure_code: null, failure_message: null }],
-  ['tok_decline', { status: 'failed', failure_code: 'card_declined', failure_message: 'Your card was declined.' }],
+  ['tok_success', { status: 'succeeded', failure_code: null, failure_message: null, ...NO_REVIEW }],
+  [
+    'tok_decline',
+    { status: 'failed', failure_code: 'card_declined', failure_message: 'Your card was declined.', ...NO_REVIEW },
+  ],
   [
     'tok_insufficient_funds',
-    { status: 'failed', failure_code: 'insufficient_funds', failure_message: 'Your card has insufficient funds.' },
+    {
+      status: 'failed',
+      failure_code: 'insufficient_funds',
+      failure_message: 'Your card has insufficient funds.',
+      ...NO_REVIEW,
+    },
   ],
+  ['tok_review_approve', { ...PENDING, review_decision: 'approve' }],
+  ['tok_review_decline', { ...PENDING, review_decision: 'decline' }],
 ]);
 
 const BPS_PER_UNIT = 10_000n;
@@ -110,21 +106,6 @@ export function computeFeeMinor(amount_minor: bigint, fee_bps: number, fee_fixed
   return fee_minor > amount_minor ? amount_minor : fee_minor;
 }
 
-export interface ChargeJson {
-  id: string;
-  object: 'charge';
-  amount: string;
-  currency: string;
-  status: ChargeStatus;
-  failure_code: string | null;
-  failure_message: string | null;
-  fee: string;
-  payment_method: string;
-  order_reference: string;
-  idempotency_key: string;
-  version: number;
-  created: number;
-}
 
 function toChargeJson(charge: StoredCharge): ChargeJson {
   return {
@@ -140,8 +121,22 @@ function toChargeJson(charge: StoredCharge): ChargeJson {
     order_reference: charge.order_reference,
     idempotency_key: charge.idempotency_key,
     version: charge.version,
-    created: Math.floor(charge.created_at.getTime() / 1000),
+    created: unixSeconds(charge.created_at),
   };
+}
+
+function unixSeconds(at: Date): number {
+  return Math.floor(at.getTime() / 1000);
+}
+
+/**
+ * The charge as a webhook carries it: the API shape plus `updated`, so a receiver can order
+ * events by (version, updated). Kept off the API answer, whose shape callers already pin.
+ */
+export function chargeEvent(charge: StoredCharge, target_url: string | null): NewEvent {
+  const type = charge.status === 'succeeded' ? 'charge.succeeded' : 'charge.failed';
+  const object = { ...toChargeJson(charge), updated: unixSeconds(charge.updated_at) };
+  return { type, object_id: charge.id, object, target_url };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,19 +182,13 @@ function invalidParam(param: string | undefined, message: string): never {
   throw new SandboxError('parameter_invalid', message, param);
 }
 
-function readIdempotencyKey(req: Request): string {
-  const key = req.get('Idempotency-Key');
-  if (key === undefined || key.length < 1 || key.length > SANDBOX_LIMITS.idempotency_key_chars_max) {
-    throw new SandboxError(
-      'idempotency_key_invalid',
-      `Idempotency-Key header is required, 1 to ${SANDBOX_LIMITS.idempotency_key_chars_max} characters`,
-    );
-  }
-  return key;
-}
 
-function outcomeFor(payment_method: string): Outcome {
-  const outcome = TOKEN_OUTCOMES.get(payment_method);
+/** A `pm_…` token from hosted checkout charges with the outcome of the card behind it. */
+async function outcomeFor(db: Knex, payment_method: string): Promise<Outcome> {
+  const token = payment_method.startsWith('pm_')
+    ? ((await getPaymentMethod(db, payment_method))?.outcome_token ?? '')
+    : payment_method;
+  const outcome = TOKEN_OUTCOMES.get(token);
   if (outcome === undefined) {
     throw new SandboxError('invalid_payment_method', 'no such payment method token', 'payment_method');
   }
@@ -297,14 +286,16 @@ function errorHandler(log: Logger): ErrorRequestHandler {
 // ---------------------------------------------------------------------------------------------
 // Routes.
 
-interface Deps {
-  db: Knex;
-  config: SandboxConfig;
+export interface Deps extends EventDeps {
   log: Logger;
+  public_url: string;
 }
 
-function newChargeFrom(body: ChargeBody, idempotency_key: string, config: SandboxConfig): NewCharge {
+async function newChargeFrom(deps: Deps, body: ChargeBody, idempotency_key: string): Promise<NewCharge> {
+  const { config } = deps;
   const amount_minor = BigInt(body.amount);
+  const outcome = await outcomeFor(deps.db, body.payment_method);
+  const decide_at = outcome.review_decision === null ? null : new Date(Date.now() + config.review_delay_ms);
   return {
     idempotency_key,
     request_hash: requestHash(body),
@@ -312,7 +303,8 @@ function newChargeFrom(body: ChargeBody, idempotency_key: string, config: Sandbo
     amount_minor,
     currency: body.currency,
     payment_method: body.payment_method,
-    ...outcomeFor(body.payment_method),
+    ...outcome,
+    decide_at,
     fee_minor: computeFeeMinor(amount_minor, config.fee_bps, config.fee_fixed_minor),
   };
 }
@@ -333,7 +325,7 @@ async function storeCharge(deps: Deps, fresh: NewCharge): Promise<{ charge: Stor
 /** A declined charge is still a charge: it is stored, replayed, and answered as a card error. */
 function sendCharge(res: Response, charge: StoredCharge): void {
   const json = toChargeJson(charge);
-  if (charge.status === 'succeeded') {
+  if (charge.status === 'succeeded' || charge.status === 'pending') {
     res.status(200).json(json);
     return;
   }
@@ -344,7 +336,7 @@ function sendCharge(res: Response, charge: StoredCharge): void {
 function postCharge(deps: Deps) {
   return async (req: Request, res: Response): Promise<void> => {
     const idempotency_key = readIdempotencyKey(req);
-    const fresh = newChargeFrom(parseChargeBody(req.body), idempotency_key, deps.config);
+    const fresh = await newChargeFrom(deps, parseChargeBody(req.body), idempotency_key);
     const { charge, replayed } = await storeCharge(deps, fresh);
     const fields = { charge_id: charge.id, order_reference: charge.order_reference, idempotency_key, replayed };
     const event = replayed ? 'charge replayed' : 'charge created';
@@ -414,11 +406,16 @@ export function createSandboxApp(deps: Deps): express.Express {
   app.use(requestLog(deps.log));
   app.get('/healthz', health(deps.db, deps.log));
   app.get('/_sandbox/stats', stats(deps.db));
+  app.use('/_sandbox', express.json({ limit: SANDBOX_LIMITS.body_bytes_max }), createAdminRouter(deps));
+  // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
+  app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
+  app.use('/checkout', createCheckoutPages(deps));
   // Authentication comes before body parsing: an unauthenticated caller gets 401, not a JSON error.
   app.use('/v1', requireApiKey(deps.config.api_key), express.json({ limit: SANDBOX_LIMITS.body_bytes_max }));
   app.post('/v1/charges', postCharge(deps));
   app.get('/v1/charges', listChargesBy(deps.db));
   app.get('/v1/charges/:id', getChargeById(deps.db));
+  app.post('/v1/checkout_sessions', postCheckoutSession(deps));
   app.use(routeNotFound);
   app.use(errorHandler(deps.log));
   return app;

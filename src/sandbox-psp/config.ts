@@ -19,6 +19,23 @@ function intVar(min: number, max: number, fallback: number) {
 const FEE_FIXED_DIGITS_MAX = 18;
 const BPS_MAX = 10_000;
 const LATENCY_MS_MAX = 60_000;
+const REVIEW_DELAY_MS_MAX = 600_000;
+const WEBHOOK_DELAY_MS_MAX = 600_000;
+const WEBHOOK_BACKOFF_MS_MAX = 60_000;
+const SECRET_CHARS_MIN = 8;
+
+/** A probability written as a decimal between 0 and 1, e.g. "0", "0.25", "1". */
+const rateVar = (fallback: string) =>
+  z
+    .string()
+    .regex(/^(0(\.\d{1,6})?|1(\.0{1,6})?)$/, 'must be a decimal between 0 and 1')
+    .default(fallback)
+    .transform(Number);
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
 
 const SandboxEnvSchema = z.object({
   SANDBOX_PORT: intVar(0, 65_535, 3100),
@@ -32,7 +49,26 @@ const SandboxEnvSchema = z.object({
     .string()
     .regex(new RegExp(`^\\d{1,${FEE_FIXED_DIGITS_MAX}}$`), 'must be an integer in minor units')
     .default('30'),
+  SANDBOX_PUBLIC_URL: httpUrl.optional(),
+  SANDBOX_REVIEW_DELAY_MS: intVar(0, REVIEW_DELAY_MS_MAX, 5_000),
+  SANDBOX_WEBHOOK_URL: httpUrl.optional(),
+  SANDBOX_WEBHOOK_SECRET: z.string().min(SECRET_CHARS_MIN).max(255).default('whsec_test_sandbox'),
+  SANDBOX_WEBHOOK_BACKOFF_MS: intVar(1, WEBHOOK_BACKOFF_MS_MAX, 1_000),
+  SANDBOX_WEBHOOK_DUPLICATE_RATE: rateVar('0'),
+  SANDBOX_WEBHOOK_DROP_RATE: rateVar('0'),
+  SANDBOX_WEBHOOK_REORDER: z.enum(['0', '1']).default('0'),
+  SANDBOX_WEBHOOK_DELAY_MS: intVar(0, WEBHOOK_DELAY_MS_MAX, 0),
 });
+
+export const WEBHOOK_KNOB_LIMITS = { delay_ms_max: WEBHOOK_DELAY_MS_MAX } as const;
+
+/** Misbehaviour a real PSP's webhook delivery shows; changeable at runtime via /_sandbox/webhooks. */
+export interface WebhookKnobs {
+  duplicate_rate: number;
+  drop_rate: number;
+  reorder: boolean;
+  delay_ms: number;
+}
 
 export interface SandboxConfig {
   port: number;
@@ -44,6 +80,13 @@ export interface SandboxConfig {
   latency_ms: number;
   fee_bps: number;
   fee_fixed_minor: bigint;
+  /** Base of the URLs handed to buyers; null means http://<host>:<bound port>. */
+  public_url: string | null;
+  review_delay_ms: number;
+  webhook_url: string | null;
+  webhook_secret: string;
+  webhook_backoff_ms: number;
+  webhook_knobs: WebhookKnobs;
 }
 
 export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): SandboxConfig {
@@ -62,5 +105,16 @@ export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): Sand
     latency_ms: env.SANDBOX_LATENCY_MS,
     fee_bps: env.SANDBOX_FEE_BPS,
     fee_fixed_minor: BigInt(env.SANDBOX_FEE_FIXED_MINOR),
+    public_url: env.SANDBOX_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
+    review_delay_ms: env.SANDBOX_REVIEW_DELAY_MS,
+    webhook_url: env.SANDBOX_WEBHOOK_URL ?? null,
+    webhook_secret: env.SANDBOX_WEBHOOK_SECRET,
+    webhook_backoff_ms: env.SANDBOX_WEBHOOK_BACKOFF_MS,
+    webhook_knobs: {
+      duplicate_rate: env.SANDBOX_WEBHOOK_DUPLICATE_RATE,
+      drop_rate: env.SANDBOX_WEBHOOK_DROP_RATE,
+      reorder: env.SANDBOX_WEBHOOK_REORDER === '1',
+      delay_ms: env.SANDBOX_WEBHOOK_DELAY_MS,
+    },
   };
 }

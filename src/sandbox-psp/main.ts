@@ -1,9 +1,10 @@
 import type { Server } from 'node:http';
 import { createDb, ensureDatabase, type Knex } from '../db';
 import { createLogger, type Logger } from '../logger';
-import { createSandboxApp } from './app';
+import { chargeEvent, createSandboxApp, type Deps } from './app';
 import { loadSandboxConfig } from './config';
 import { createSchema } from './store';
+import { startBackgroundLoop, WebhookKnobState, type BackgroundLoop } from './webhooks';
 
 /** Entry point of the sandbox PSP process: `tsx src/sandbox-psp/main.ts`. */
 
@@ -31,13 +32,14 @@ async function closeServer(server: Server): Promise<void> {
   clearTimeout(cutoff);
 }
 
-function onShutdownSignal(server: Server, db: Knex, log: Logger): void {
+function onShutdownSignal(server: Server, db: Knex, loop: BackgroundLoop, log: Logger): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'sandbox-psp stopping');
     void closeServer(server)
+      .then(() => loop.stop())
       .then(() => db.destroy())
       .then(() => process.exit(0))
       .catch((err: unknown) => {
@@ -55,10 +57,23 @@ async function main(): Promise<void> {
   await ensureDatabase(config.database_url);
   const db = createDb(config.database_url, DB_POOL_MAX);
   await createSchema(db);
-  const server = await listen(createSandboxApp({ db, config, log }), config.port, config.host);
-  onShutdownSignal(server, db, log);
+  const knobs = new WebhookKnobState(config.webhook_knobs);
+  // The public URL needs the bound port (SANDBOX_PORT may be 0), so it is filled in after listen.
+  const deps: Deps = { db, config, log, knobs, public_url: config.public_url ?? '' };
+  const server = await listen(createSandboxApp(deps), config.port, config.host);
+  // Loopback, not SANDBOX_HOST: a bind address such as 0.0.0.0 is no URL a browser can open.
+  deps.public_url = config.public_url ?? `http://127.0.0.1:${boundPort(server)}`;
+  const loop = startBackgroundLoop(deps, log, (charge) => chargeEvent(charge, config.webhook_url));
+  onShutdownSignal(server, db, loop, log);
   const mode = config.ignore_idempotency ? 'ignore_idempotency' : 'normal';
-  const fields = { port: boundPort(server), host: config.host, mode, latency_ms: config.latency_ms };
+  const fields = {
+    port: boundPort(server),
+    host: config.host,
+    mode,
+    latency_ms: config.latency_ms,
+    review_delay_ms: config.review_delay_ms,
+    webhook_knobs: config.webhook_knobs,
+  };
   log.info(fields, 'sandbox-psp listening');
 }
 

@@ -14,7 +14,10 @@ const CHARGE_ID_BYTES = 12;
 const SCHEMA_LOCK_NAMESPACE = 0x5350; // "SP"
 const SCHEMA_LOCK_ID = 1;
 
-export type ChargeStatus = 'succeeded' | 'failed';
+export type ChargeStatus = 'pending' | 'succeeded' | 'failed';
+/** What a charge under review turns into once its decide_at passes. */
+export type ReviewDecision = 'approve' | 'decline';
+export const DECIDE_BATCH_MAX = 50;
 
 export interface NewCharge {
   idempotency_key: string;
@@ -27,12 +30,15 @@ export interface NewCharge {
   failure_code: string | null;
   failure_message: string | null;
   fee_minor: bigint;
+  review_decision: ReviewDecision | null;
+  decide_at: Date | null;
 }
 
 export interface StoredCharge extends NewCharge {
   id: string;
   version: number;
   created_at: Date;
+  updated_at: Date;
 }
 
 interface ChargeRow extends Omit<StoredCharge, 'amount_minor' | 'fee_minor'> {
@@ -56,7 +62,7 @@ const SCHEMA_SQL = `
     amount_minor bigint not null check (amount_minor > 0),
     currency char(3) not null,
     payment_method text not null,
-    status text not null check (status in ('succeeded', 'failed')),
+    status text not null,
     failure_code text null,
     failure_message text null,
     fee_minor bigint not null check (fee_minor >= 0 and fee_minor <= amount_minor),
@@ -66,7 +72,23 @@ const SCHEMA_SQL = `
   -- Not unique: in ignore-idempotency mode duplicates must be storable, that is the point.
   create index if not exists sandbox_charge_idempotency_key_idx on sandbox_charge (idempotency_key);
   create index if not exists sandbox_charge_order_reference_idx on sandbox_charge (order_reference);
+  -- Added with review outcomes; written to upgrade a database created before them.
+  alter table sandbox_charge add column if not exists review_decision text null
+    check (review_decision in ('approve', 'decline'));
+  alter table sandbox_charge add column if not exists decide_at timestamptz null;
+  alter table sandbox_charge add column if not exists updated_at timestamptz not null default now();
+  alter table sandbox_charge drop constraint if exists sandbox_charge_status_check;
+  alter table sandbox_charge add constraint sandbox_charge_status_check
+    check (status in ('pending', 'succeeded', 'failed'));
+  create index if not exists sandbox_charge_decide_at_idx on sandbox_charge (decide_at) where status = 'pending';
 `;
+
+/** Extra schemas (checkout, events) register here so one locked transaction creates them all. */
+const EXTRA_SCHEMA_SQL: string[] = [];
+
+export function registerSchema(sql: string): void {
+  EXTRA_SCHEMA_SQL.push(sql);
+}
 
 /**
  * Idempotent. Several sandbox processes may share one database and start together; concurrent
@@ -76,6 +98,7 @@ export async function createSchema(db: Knex): Promise<void> {
   await db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(?, ?)', [SCHEMA_LOCK_NAMESPACE, SCHEMA_LOCK_ID]);
     await trx.raw(SCHEMA_SQL);
+    for (const sql of EXTRA_SCHEMA_SQL) await trx.raw(sql);
   });
 }
 
@@ -151,6 +174,46 @@ export async function countCharges(db: Knex, filter: ChargeFilter): Promise<Char
     )
     .first()) as { total: number; succeeded: number } | undefined;
   return { charges_total: row?.total ?? 0, charges_succeeded: row?.succeeded ?? 0 };
+}
+
+const REVIEW_RESULTS = {
+  approve: { status: 'succeeded', failure_code: null, failure_message: null },
+  decline: { status: 'failed', failure_code: 'card_declined', failure_message: 'Your card was declined.' },
+} as const;
+
+/**
+ * Settles pending charges whose decide_at has passed. Rows are locked with skip locked, so
+ * several sandbox processes on one database never settle a charge twice; `on_decided` runs in
+ * the same transaction (to record the webhook event atomically with the status change).
+ */
+export async function decideDueCharges(
+  db: Knex,
+  on_decided: (trx: Knex.Transaction, charge: StoredCharge) => Promise<void>,
+): Promise<number> {
+  return await db.transaction(async (trx) => {
+    const due = (await trx<ChargeRow>('sandbox_charge')
+      .where({ status: 'pending' })
+      .andWhere('decide_at', '<=', trx.fn.now())
+      .orderBy('decide_at')
+      .limit(DECIDE_BATCH_MAX)
+      .forUpdate()
+      .skipLocked()) as ChargeRow[];
+    for (const row of due) {
+      if (row.review_decision === null) throw new Error(`assertion: pending charge ${row.id} has no decision`);
+      const [decided] = (await trx<ChargeRow>('sandbox_charge')
+        .where({ id: row.id, status: 'pending' })
+        .update({
+          ...REVIEW_RESULTS[row.review_decision],
+          version: row.version + 1,
+          updated_at: trx.fn.now() as unknown as Date,
+          decide_at: null,
+        })
+        .returning('*')) as ChargeRow[];
+      if (decided === undefined) throw new Error(`assertion: locked charge ${row.id} vanished`);
+      await on_decided(trx, fromRow(decided));
+    }
+    return due.length;
+  });
 }
 
 export async function ping(db: Knex): Promise<void> {

@@ -1,0 +1,66 @@
+import type { Request } from 'express';
+import type { ChargeStatus } from './store';
+
+/**
+ * The sandbox's one error type: a closed set of codes, each with its Stripe-like type and the
+ * HTTP status the error handler (app.ts) answers with. Nothing else picks status numbers.
+ */
+
+export const IDEMPOTENCY_KEY_CHARS_MAX = 255;
+
+type ErrorType = 'invalid_request_error' | 'authentication_error' | 'idempotency_error' | 'card_error' | 'api_error';
+
+export const ERROR_CODES = {
+  invalid_api_key: { type: 'authentication_error', status: 401 },
+  idempotency_key_invalid: { type: 'invalid_request_error', status: 400 },
+  parameter_invalid: { type: 'invalid_request_error', status: 400 },
+  invalid_json: { type: 'invalid_request_error', status: 400 },
+  body_too_large: { type: 'invalid_request_error', status: 413 },
+  invalid_payment_method: { type: 'invalid_request_error', status: 400 },
+  idempotency_key_reused: { type: 'idempotency_error', status: 400 },
+  card_declined: { type: 'card_error', status: 402 },
+  insufficient_funds: { type: 'card_error', status: 402 },
+  resource_missing: { type: 'invalid_request_error', status: 404 },
+  route_not_found: { type: 'invalid_request_error', status: 404 },
+  internal_error: { type: 'api_error', status: 500 },
+} as const satisfies Record<string, { type: ErrorType; status: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class SandboxError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly param?: string,
+    readonly charge?: ChargeJson,
+  ) {
+    super(message);
+  }
+}
+
+export interface ChargeJson {
+  id: string;
+  object: 'charge';
+  amount: string;
+  currency: string;
+  status: ChargeStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  fee: string;
+  payment_method: string;
+  order_reference: string;
+  idempotency_key: string;
+  version: number;
+  created: number;
+}
+
+export function readIdempotencyKey(req: Request): string {
+  const key = req.get('Idempotency-Key');
+  if (key === undefined || key.length < 1 || key.length > IDEMPOTENCY_KEY_CHARS_MAX) {
+    throw new SandboxError(
+      'idempotency_key_invalid',
+      `Idempotency-Key header is required, 1 to ${IDEMPOTENCY_KEY_CHARS_MAX} characters`,
+    );
+  }
+  return key;
+}
