@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { findMerchantByApiKey } from '../../src/services/merchants';
 import { call, type TestApi, useTestApi } from '../support/stack';
 
 let api: TestApi;
@@ -15,11 +16,15 @@ const valid = () => ({
   payment_method: 'tok_success',
 });
 
+/** Rows of this suite's merchant only: other suites write to the same database in parallel. */
 async function countRows(): Promise<number> {
+  const merchant = await findMerchantByApiKey(api.db, key);
+  if (merchant === null) throw new Error('test merchant missing');
+  const mine = { merchant_id: merchant.merchant_id };
   const [p, o, k] = await Promise.all([
-    api.db('payment_event').count<{ count: string }[]>('* as count'),
-    api.db('payment_order').count<{ count: string }[]>('* as count'),
-    api.db('idempotency_key').count<{ count: string }[]>('* as count'),
+    api.db('payment_event').where(mine).count<{ count: string }[]>('* as count'),
+    api.db('payment_order').where(mine).count<{ count: string }[]>('* as count'),
+    api.db('idempotency_key').where(mine).count<{ count: string }[]>('* as count'),
   ]);
   return Number(p[0]?.count) + Number(o[0]?.count) + Number(k[0]?.count);
 }
