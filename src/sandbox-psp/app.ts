@@ -11,11 +11,13 @@ import {
   SandboxError,
   type ChargeJson,
   type ErrorCode,
+  type NextAction,
 } from './errors';
-import { createAdminRouter, createCheckoutPages, postCheckoutSession } from './checkout';
+import { createAdminRouter, createCheckoutPages, getCheckoutSession, postCheckoutSession } from './checkout';
 import { getPaymentMethod } from './checkout-store';
 import type { NewEvent } from './events';
-import type { EventDeps } from './webhooks';
+import { createThreeDSecurePages } from './three-d-secure';
+import { enqueueEvent, type EventDeps } from './webhooks';
 import {
   countCharges,
   findOrInsertCharge,
@@ -26,6 +28,7 @@ import {
   type ChargeFilter,
   type ChargeStatus,
   type NewCharge,
+  type OnChargeStored,
   type ReviewDecision,
   type StoredCharge,
 } from './store';
@@ -86,6 +89,11 @@ const TOKEN_OUTCOMES: ReadonlyMap<string, Outcome> = new Map<string, Outcome>([
   ],
   ['tok_review_approve', { ...PENDING, review_decision: 'approve' }],
   ['tok_review_decline', { ...PENDING, review_decision: 'decline' }],
+  // Decided by the buyer on the 3-D Secure page (three-d-secure.ts), never by the scheduler.
+  [
+    'tok_requires_action',
+    { status: 'requires_action', failure_code: null, failure_message: null, ...NO_REVIEW },
+  ],
 ]);
 
 const BPS_PER_UNIT = 10_000n;
@@ -106,8 +114,15 @@ export function computeFeeMinor(amount_minor: bigint, fee_bps: number, fee_fixed
   return fee_minor > amount_minor ? amount_minor : fee_minor;
 }
 
+/** Where charge JSON points the buyer: public_url is read late, main.ts fills it after listen. */
+type ChargeUrls = Pick<Deps, 'public_url'>;
 
-function toChargeJson(charge: StoredCharge): ChargeJson {
+function nextAction(charge: StoredCharge, urls: ChargeUrls): NextAction | null {
+  if (charge.status !== 'requires_action') return null;
+  return { type: 'redirect_to_url', redirect_url: `${urls.public_url}/3ds/${charge.id}` };
+}
+
+function toChargeJson(charge: StoredCharge, urls: ChargeUrls): ChargeJson {
   return {
     id: charge.id,
     object: 'charge',
@@ -116,6 +131,7 @@ function toChargeJson(charge: StoredCharge): ChargeJson {
     status: charge.status,
     failure_code: charge.failure_code,
     failure_message: charge.failure_message,
+    next_action: nextAction(charge, urls),
     fee: charge.fee_minor.toString(),
     payment_method: charge.payment_method,
     order_reference: charge.order_reference,
@@ -129,14 +145,22 @@ function unixSeconds(at: Date): number {
   return Math.floor(at.getTime() / 1000);
 }
 
+// A Record over every status, so a new status does not compile until it has an event type.
+const CHARGE_EVENT_TYPES: Readonly<Record<ChargeStatus, string>> = {
+  pending: 'charge.pending',
+  requires_action: 'charge.requires_action',
+  succeeded: 'charge.succeeded',
+  failed: 'charge.failed',
+};
+
 /**
  * The charge as a webhook carries it: the API shape plus `updated`, so a receiver can order
  * events by (version, updated). Kept off the API answer, whose shape callers already pin.
+ * Sent to config.webhook_url; null records the event as `no_endpoint`.
  */
-export function chargeEvent(charge: StoredCharge, target_url: string | null): NewEvent {
-  const type = charge.status === 'succeeded' ? 'charge.succeeded' : 'charge.failed';
-  const object = { ...toChargeJson(charge), updated: unixSeconds(charge.updated_at) };
-  return { type, object_id: charge.id, object, target_url };
+export function chargeEvent(charge: StoredCharge, deps: Pick<Deps, 'config' | 'public_url'>): NewEvent {
+  const object = { ...toChargeJson(charge, deps), updated: unixSeconds(charge.updated_at) };
+  return { type: CHARGE_EVENT_TYPES[charge.status], object_id: charge.id, object, target_url: deps.config.webhook_url };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,9 +333,15 @@ async function newChargeFrom(deps: Deps, body: ChargeBody, idempotency_key: stri
   };
 }
 
+/** A new charge and its first event commit together; a replay records no event. */
 async function storeCharge(deps: Deps, fresh: NewCharge): Promise<{ charge: StoredCharge; replayed: boolean }> {
-  if (deps.config.ignore_idempotency) return { charge: await insertCharge(deps.db, fresh), replayed: false };
-  const result = await findOrInsertCharge(deps.db, fresh);
+  const on_inserted: OnChargeStored = async (trx, charge) => {
+    await enqueueEvent(trx, deps, chargeEvent(charge, deps));
+  };
+  if (deps.config.ignore_idempotency) {
+    return { charge: await insertCharge(deps.db, fresh, on_inserted), replayed: false };
+  }
+  const result = await findOrInsertCharge(deps.db, fresh, on_inserted);
   if (result.replayed && result.charge.request_hash !== fresh.request_hash) {
     throw new SandboxError(
       'idempotency_key_reused',
@@ -322,10 +352,13 @@ async function storeCharge(deps: Deps, fresh: NewCharge): Promise<{ charge: Stor
   return result;
 }
 
-/** A declined charge is still a charge: it is stored, replayed, and answered as a card error. */
-function sendCharge(res: Response, charge: StoredCharge): void {
-  const json = toChargeJson(charge);
-  if (charge.status === 'succeeded' || charge.status === 'pending') {
+/**
+ * A declined charge is still a charge: it is stored, replayed, and answered as a card error.
+ * A charge awaiting 3-D Secure is answered 200, like a pending one: next_action says what to do.
+ */
+function sendCharge(res: Response, charge: StoredCharge, urls: ChargeUrls): void {
+  const json = toChargeJson(charge, urls);
+  if (charge.status !== 'failed') {
     res.status(200).json(json);
     return;
   }
@@ -345,22 +378,22 @@ function postCharge(deps: Deps) {
     // a charge it never heard about, the unknown-outcome case the payment app must recover from.
     if (deps.config.latency_ms > 0) await sleep(deps.config.latency_ms);
     if (replayed) res.set('Idempotent-Replayed', 'true');
-    sendCharge(res, charge);
+    sendCharge(res, charge, deps);
   };
 }
 
-function getChargeById(db: Knex) {
+function getChargeById(deps: Deps) {
   return async (req: Request<{ id: string }>, res: Response): Promise<void> => {
-    const charge = await getCharge(db, req.params.id);
+    const charge = await getCharge(deps.db, req.params.id);
     if (charge === null) throw new SandboxError('resource_missing', `no such charge: ${req.params.id}`, 'id');
-    res.json(toChargeJson(charge));
+    res.json(toChargeJson(charge, deps));
   };
 }
 
-function listChargesBy(db: Knex) {
+function listChargesBy(deps: Deps) {
   return async (req: Request, res: Response): Promise<void> => {
-    const charges = await listCharges(db, parseFilter(req.query));
-    res.json({ object: 'list', data: charges.map(toChargeJson) });
+    const charges = await listCharges(deps.db, parseFilter(req.query));
+    res.json({ object: 'list', data: charges.map((charge) => toChargeJson(charge, deps)) });
   };
 }
 
@@ -410,12 +443,15 @@ export function createSandboxApp(deps: Deps): express.Express {
   // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
   app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
   app.use('/checkout', createCheckoutPages(deps));
+  app.use('/3ds', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
+  app.use('/3ds', createThreeDSecurePages(deps, (charge) => chargeEvent(charge, deps)));
   // Authentication comes before body parsing: an unauthenticated caller gets 401, not a JSON error.
   app.use('/v1', requireApiKey(deps.config.api_key), express.json({ limit: SANDBOX_LIMITS.body_bytes_max }));
   app.post('/v1/charges', postCharge(deps));
-  app.get('/v1/charges', listChargesBy(deps.db));
-  app.get('/v1/charges/:id', getChargeById(deps.db));
+  app.get('/v1/charges', listChargesBy(deps));
+  app.get('/v1/charges/:id', getChargeById(deps));
   app.post('/v1/checkout_sessions', postCheckoutSession(deps));
+  app.get('/v1/checkout_sessions/:id', getCheckoutSession(deps));
   app.use(routeNotFound);
   app.use(errorHandler(deps.log));
   return app;

@@ -18,6 +18,7 @@ export const TEST_CARDS: ReadonlyArray<{ number: string; token: string; label: s
   { number: '4000000000009995', token: 'tok_insufficient_funds', label: 'declined (insufficient_funds)' },
   { number: '4000000000000259', token: 'tok_review_approve', label: 'pending review, then succeeds' },
   { number: '4000000000000267', token: 'tok_review_decline', label: 'pending review, then fails' },
+  { number: '4000002760003184', token: 'tok_requires_action', label: '3-D Secure required' },
 ];
 
 // Any other valid card succeeds, as in a permissive test mode.

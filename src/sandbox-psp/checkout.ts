@@ -43,6 +43,7 @@ const KnobsBodySchema = z.strictObject({
   duplicate_rate: z.number().min(0).max(1).optional(),
   drop_rate: z.number().min(0).max(1).optional(),
   reorder: z.boolean().optional(),
+  reorder_hold_ms: z.number().int().min(0).max(WEBHOOK_KNOB_LIMITS.reorder_hold_ms_max).optional(),
   delay_ms: z.number().int().min(0).max(WEBHOOK_KNOB_LIMITS.delay_ms_max).optional(),
 });
 
@@ -57,7 +58,7 @@ function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 // ---------------------------------------------------------------------------------------------
-// API: POST /v1/checkout_sessions (mounted behind the API key and JSON parser in app.ts).
+// API: POST and GET /v1/checkout_sessions (mounted behind the API key and JSON parser in app.ts).
 
 function sessionJson(session: SessionRow, public_url: string): Record<string, unknown> {
   return {
@@ -88,10 +89,19 @@ export function postCheckoutSession(deps: Deps) {
   };
 }
 
+/** Lets the merchant learn the `pm_…` token without waiting for the payment_method.attached webhook. */
+export function getCheckoutSession(deps: Deps) {
+  return async (req: Request<{ id: string }>, res: Response): Promise<void> => {
+    const session = await getSession(deps.db, req.params.id);
+    if (session === null) throw new SandboxError('resource_missing', `no such checkout session: ${req.params.id}`, 'id');
+    res.json(sessionJson(session, deps.public_url));
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Buyer pages: GET/POST /checkout/:id.
 
-function escapeHtml(value: string): string {
+export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -100,7 +110,7 @@ label{display:block;margin:.6rem 0 .2rem}input{width:100%;padding:.4rem;box-sizi
 .error{color:#b00020;font-size:.9rem}button{margin-top:1rem;padding:.5rem 1rem}
 table{font-size:.85rem;margin-top:1.5rem}td{padding:.1rem .5rem}`;
 
-function page(title: string, body: string): string {
+export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
     `<style>${STYLE}</style></head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
 }
@@ -138,7 +148,7 @@ function notFoundPage(): string {
   return page('Checkout not found', '<p>No such checkout session.</p>');
 }
 
-function sendHtml(res: Response, status: number, html: string): void {
+export function sendHtml(res: Response, status: number, html: string): void {
   res.status(status).type('html').set('Cache-Control', 'no-store').send(html);
 }
 

@@ -21,6 +21,9 @@ const BPS_MAX = 10_000;
 const LATENCY_MS_MAX = 60_000;
 const REVIEW_DELAY_MS_MAX = 600_000;
 const WEBHOOK_DELAY_MS_MAX = 600_000;
+const REORDER_HOLD_MS_MAX = 600_000;
+// Enough for a burst of events to gather; a test reordering events seconds apart sets more.
+const REORDER_HOLD_MS_DEFAULT = 300;
 const WEBHOOK_BACKOFF_MS_MAX = 60_000;
 const SECRET_CHARS_MIN = 8;
 
@@ -58,15 +61,22 @@ const SandboxEnvSchema = z.object({
   SANDBOX_WEBHOOK_DROP_RATE: rateVar('0'),
   SANDBOX_WEBHOOK_REORDER: z.enum(['0', '1']).default('0'),
   SANDBOX_WEBHOOK_DELAY_MS: intVar(0, WEBHOOK_DELAY_MS_MAX, 0),
+  SANDBOX_WEBHOOK_REORDER_HOLD_MS: intVar(0, REORDER_HOLD_MS_MAX, REORDER_HOLD_MS_DEFAULT),
 });
 
-export const WEBHOOK_KNOB_LIMITS = { delay_ms_max: WEBHOOK_DELAY_MS_MAX } as const;
+export const WEBHOOK_KNOB_LIMITS = {
+  delay_ms_max: WEBHOOK_DELAY_MS_MAX,
+  reorder_hold_ms_max: REORDER_HOLD_MS_MAX,
+} as const;
 
 /** Misbehaviour a real PSP's webhook delivery shows; changeable at runtime via /_sandbox/webhooks. */
 export interface WebhookKnobs {
   duplicate_rate: number;
   drop_rate: number;
+  /** Hold every event, and deliver a newer event of an object before its older ones. */
   reorder: boolean;
+  /** How long reorder holds an event: longer than the gap between the events to be swapped. */
+  reorder_hold_ms: number;
   delay_ms: number;
 }
 
@@ -114,6 +124,7 @@ export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): Sand
       duplicate_rate: env.SANDBOX_WEBHOOK_DUPLICATE_RATE,
       drop_rate: env.SANDBOX_WEBHOOK_DROP_RATE,
       reorder: env.SANDBOX_WEBHOOK_REORDER === '1',
+      reorder_hold_ms: env.SANDBOX_WEBHOOK_REORDER_HOLD_MS,
       delay_ms: env.SANDBOX_WEBHOOK_DELAY_MS,
     },
   };

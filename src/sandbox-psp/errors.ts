@@ -38,6 +38,12 @@ export class SandboxError extends Error {
   }
 }
 
+/** What the caller must do before the charge can settle: send the buyer to a 3-D Secure page. */
+export interface NextAction {
+  type: 'redirect_to_url';
+  redirect_url: string;
+}
+
 export interface ChargeJson {
   id: string;
   object: 'charge';
@@ -46,6 +52,8 @@ export interface ChargeJson {
   status: ChargeStatus;
   failure_code: string | null;
   failure_message: string | null;
+  /** Non-null exactly when status is `requires_action`. */
+  next_action: NextAction | null;
   fee: string;
   payment_method: string;
   order_reference: string;

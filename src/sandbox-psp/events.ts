@@ -15,6 +15,10 @@ export const EVENT_LIMITS = {
   error_chars_max: 500,
   // A claimed event is invisible to other loops this long; longer than one delivery attempt.
   claim_lease_ms: 30_000,
+  // Reorder: an older event becomes due this long after the newer one, a few delivery ticks, so
+  // the newer one is normally sent alone first; a tick slow enough to find both due claims them
+  // in one batch, which reorder sends newest first.
+  reorder_gap_ms: 200,
 } as const;
 
 const EVENT_ID_BYTES = 12;
@@ -72,17 +76,17 @@ export interface NewEvent {
   target_url: string | null;
 }
 
-/** Wire shape: `{ id, object: 'event', type, created, data: { object } }`. */
-export async function recordEvent(
-  db: Knex,
-  event: NewEvent,
-  knobs: WebhookKnobs,
-  hold_ms: number,
-): Promise<EventRow> {
+/**
+ * Wire shape: `{ id, object: 'event', type, created, data: { object } }`. With the reorder knob
+ * on, every event is held `reorder_hold_ms` and the object's older events still waiting are
+ * pushed behind this one, so the endpoint sees the newer state first.
+ */
+export async function recordEvent(db: Knex, event: NewEvent, knobs: WebhookKnobs): Promise<EventRow> {
   const id = `evt_${randomBytes(EVENT_ID_BYTES).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const payload = JSON.stringify({ id, object: 'event', type: event.type, created, data: { object: event.object } });
   const status: EventStatus = event.target_url === null ? 'no_endpoint' : chance(knobs.drop_rate) ? 'dropped' : 'pending';
+  const hold_ms = knobs.reorder ? knobs.reorder_hold_ms : 0;
   const row = {
     id,
     type: event.type,
@@ -95,7 +99,24 @@ export async function recordEvent(
   };
   const [inserted] = (await db<EventRow>('sandbox_event').insert(row).returning('*')) as EventRow[];
   if (inserted === undefined) throw new Error('insert returned no row');
+  // A dropped or endpoint-less event is never sent, so there is nothing to overtake.
+  if (knobs.reorder && inserted.status === 'pending') await holdOlderEvents(db, inserted);
   return inserted;
+}
+
+/**
+ * Moves the object's not-yet-tried events to just after `newer`. Only ever later: an event
+ * already due after that point (a long delay knob) keeps its time. Attempted events are left
+ * alone, their retry schedule is the backoff's. One being sent right now may have its lease
+ * moved; harmless, as the outcome of that send overwrites next_attempt_at or ends the event.
+ */
+async function holdOlderEvents(db: Knex, newer: EventRow): Promise<void> {
+  const after = new Date(newer.next_attempt_at.getTime() + EVENT_LIMITS.reorder_gap_ms);
+  await db('sandbox_event')
+    .where({ object_id: newer.object_id, status: 'pending', attempts: 0 })
+    .andWhereNot({ id: newer.id })
+    .andWhere('next_attempt_at', '<', after)
+    .update({ next_attempt_at: after });
 }
 
 /**

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const server = await listen(createSandboxApp(deps), config.port, config.host);
   // Loopback, not SANDBOX_HOST: a bind address such as 0.0.0.0 is no URL a browser can open.
   deps.public_url = config.public_url ?? `http://127.0.0.1:${boundPort(server)}`;
-  const loop = startBackgroundLoop(deps, log, (charge) => chargeEvent(charge, config.webhook_url));
+  const loop = startBackgroundLoop(deps, log, (charge) => chargeEvent(charge, deps));
   onShutdownSignal(server, db, loop, log);
   const mode = config.ignore_idempotency ? 'ignore_idempotency' : 'normal';
   const fields = {

@@ -14,7 +14,8 @@ const CHARGE_ID_BYTES = 12;
 const SCHEMA_LOCK_NAMESPACE = 0x5350; // "SP"
 const SCHEMA_LOCK_ID = 1;
 
-export type ChargeStatus = 'pending' | 'succeeded' | 'failed';
+/** `requires_action`: waiting for the buyer's 3-D Secure click, which decides it. */
+export type ChargeStatus = 'pending' | 'requires_action' | 'succeeded' | 'failed';
 /** What a charge under review turns into once its decide_at passes. */
 export type ReviewDecision = 'approve' | 'decline';
 export const DECIDE_BATCH_MAX = 50;
@@ -79,7 +80,7 @@ const SCHEMA_SQL = `
   alter table sandbox_charge add column if not exists updated_at timestamptz not null default now();
   alter table sandbox_charge drop constraint if exists sandbox_charge_status_check;
   alter table sandbox_charge add constraint sandbox_charge_status_check
-    check (status in ('pending', 'succeeded', 'failed'));
+    check (status in ('pending', 'requires_action', 'succeeded', 'failed'));
   create index if not exists sandbox_charge_decide_at_idx on sandbox_charge (decide_at) where status = 'pending';
 `;
 
@@ -126,19 +127,28 @@ async function insertWith(db: Knex, charge: NewCharge): Promise<StoredCharge> {
   return fromRow(inserted as ChargeRow);
 }
 
+/** Runs in the transaction that stores or changes a charge (to record its webhook event). */
+export type OnChargeStored = (trx: Knex.Transaction, charge: StoredCharge) => Promise<void>;
+
 /** Always inserts: the ignore-idempotency mode, where each request is a new charge. */
-export async function insertCharge(db: Knex, charge: NewCharge): Promise<StoredCharge> {
-  return await insertWith(db, charge);
+export async function insertCharge(db: Knex, charge: NewCharge, on_inserted: OnChargeStored): Promise<StoredCharge> {
+  return await db.transaction(async (trx) => {
+    const inserted = await insertWith(trx, charge);
+    await on_inserted(trx, inserted);
+    return inserted;
+  });
 }
 
 /**
  * Normal mode. The advisory lock serialises every request carrying the same key (across
  * processes too), so the check-then-insert cannot race; a request that waited sees the charge
  * the first one committed. The oldest charge wins should ignore mode have stored several.
+ * `on_inserted` runs only for a new charge: a replay reports nothing new.
  */
 export async function findOrInsertCharge(
   db: Knex,
   charge: NewCharge,
+  on_inserted: OnChargeStored,
 ): Promise<{ charge: StoredCharge; replayed: boolean }> {
   return await db.transaction(async (trx) => {
     await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [charge.idempotency_key]);
@@ -147,7 +157,9 @@ export async function findOrInsertCharge(
       .orderBy([{ column: 'created_at' }, { column: 'id' }])
       .first();
     if (existing !== undefined) return { charge: fromRow(existing as ChargeRow), replayed: true };
-    return { charge: await insertWith(trx, charge), replayed: false };
+    const inserted = await insertWith(trx, charge);
+    await on_inserted(trx, inserted);
+    return { charge: inserted, replayed: false };
   });
 }
 
@@ -186,10 +198,7 @@ const REVIEW_RESULTS = {
  * several sandbox processes on one database never settle a charge twice; `on_decided` runs in
  * the same transaction (to record the webhook event atomically with the status change).
  */
-export async function decideDueCharges(
-  db: Knex,
-  on_decided: (trx: Knex.Transaction, charge: StoredCharge) => Promise<void>,
-): Promise<number> {
+export async function decideDueCharges(db: Knex, on_decided: OnChargeStored): Promise<number> {
   return await db.transaction(async (trx) => {
     const due = (await trx<ChargeRow>('sandbox_charge')
       .where({ status: 'pending' })
@@ -213,6 +222,53 @@ export async function decideDueCharges(
       await on_decided(trx, fromRow(decided));
     }
     return due.length;
+  });
+}
+
+/** The buyer's answer on the 3-D Secure page. */
+export type AuthenticationAction = 'approve' | 'fail';
+
+const AUTHENTICATION_RESULTS = {
+  approve: { status: 'succeeded', failure_code: null, failure_message: null },
+  fail: {
+    status: 'failed',
+    failure_code: 'authentication_failed',
+    failure_message: 'The card holder failed 3-D Secure authentication.',
+  },
+} as const;
+
+export type AuthenticationResult =
+  | { kind: 'missing' }
+  | { kind: 'already_decided'; charge: StoredCharge }
+  | { kind: 'decided'; charge: StoredCharge };
+
+/**
+ * Applies the buyer's 3-D Secure answer. The row lock makes two clicks (or two tabs) decide
+ * once: the second waits, then finds the charge no longer `requires_action`. `on_decided` runs
+ * in the same transaction, as in decideDueCharges.
+ */
+export async function authenticateCharge(
+  db: Knex,
+  id: string,
+  action: AuthenticationAction,
+  on_decided: OnChargeStored,
+): Promise<AuthenticationResult> {
+  return await db.transaction(async (trx): Promise<AuthenticationResult> => {
+    const row = (await trx<ChargeRow>('sandbox_charge').where({ id }).forUpdate().first()) as ChargeRow | undefined;
+    if (row === undefined) return { kind: 'missing' };
+    if (row.status !== 'requires_action') return { kind: 'already_decided', charge: fromRow(row) };
+    const [decided] = (await trx<ChargeRow>('sandbox_charge')
+      .where({ id, status: 'requires_action' })
+      .update({
+        ...AUTHENTICATION_RESULTS[action],
+        version: row.version + 1,
+        updated_at: trx.fn.now() as unknown as Date,
+      })
+      .returning('*')) as ChargeRow[];
+    if (decided === undefined) throw new Error(`assertion: locked charge ${id} vanished`);
+    const charge = fromRow(decided);
+    await on_decided(trx, charge);
+    return { kind: 'decided', charge };
   });
 }
 

@@ -14,8 +14,6 @@ export const WEBHOOK_LIMITS = {
   attempts_max: 10,
   backoff_cap_ms: 60_000,
   request_timeout_ms: 5_000,
-  // How long events wait when the reorder knob is on, so that several can be sent in reverse.
-  reorder_hold_ms: 300,
   tick_ms: 50,
 } as const;
 
@@ -41,10 +39,9 @@ export interface EventDeps {
   knobs: WebhookKnobState;
 }
 
+/** Call inside the transaction that makes the change the event reports. */
 export async function enqueueEvent(trx: Knex, deps: EventDeps, event: NewEvent): Promise<EventRow> {
-  const knobs = deps.knobs.get();
-  const hold_ms = knobs.reorder ? WEBHOOK_LIMITS.reorder_hold_ms : 0;
-  return await recordEvent(trx, event, knobs, hold_ms);
+  return await recordEvent(trx, event, deps.knobs.get());
 }
 
 /** base * 2^(attempt-1), capped: 1 s, 2 s, 4 s … 60 s with the default base. */

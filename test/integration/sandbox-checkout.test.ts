@@ -24,6 +24,9 @@ const WAIT_MS = 10_000;
 const POLL_MS = 50;
 // Long enough for the delivery loop to have sent anything it was going to send.
 const QUIET_MS = 600;
+// The reorder sandbox: the decision lands 1 s after the charge, well inside the 3 s hold.
+const REORDER_REVIEW_DELAY_MS = 1_000;
+const REORDER_HOLD_MS = 3_000;
 const LOG_NAME = `sandbox-checkout-test-${randomBytes(4).toString('hex')}`;
 
 const CARDS = {
@@ -32,6 +35,7 @@ const CARDS = {
   insufficient: '4000000000009995',
   review_approve: '4000000000000259',
   review_decline: '4000000000000267',
+  three_d_secure: '4000002760003184',
   luhn_fail: '4242424242424241',
 };
 
@@ -106,13 +110,21 @@ function uid(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
 }
 
-async function api(method: string, route: string, body?: Json): Promise<{ status: number; body: Json }> {
-  const res = await fetch(`${base_url}${route}`, {
+async function apiAt(base: string, method: string, route: string, body?: Json): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}${route}`, {
     method,
     headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json', 'Idempotency-Key': uid('idem') },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Json };
+}
+
+async function api(method: string, route: string, body?: Json): Promise<{ status: number; body: Json }> {
+  return await apiAt(base_url, method, route, body);
+}
+
+async function charge(payment_method: string, base = base_url): Promise<{ status: number; body: Json }> {
+  return await apiAt(base, 'POST', '/v1/charges', { amount: '1000', currency: 'USD', payment_method, order_reference: uid('ord') });
 }
 
 async function openSession(webhook_path = '/ok'): Promise<{ id: string; url: string; client_reference: string }> {
@@ -146,13 +158,17 @@ async function events(query: Record<string, string>): Promise<Json[]> {
   return ((await res.json()) as { data: Json[] }).data;
 }
 
-async function setKnobs(knobs: Json): Promise<void> {
+async function postKnobs(knobs: Json): Promise<{ status: number; body: Json }> {
   const res = await fetch(`${base_url}/_sandbox/webhooks`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(knobs),
   });
-  expect(res.status).toBe(200);
+  return { status: res.status, body: (await res.json()) as Json };
+}
+
+async function setKnobs(knobs: Json): Promise<void> {
+  expect((await postKnobs(knobs)).status).toBe(200);
 }
 
 function verified(r: Received): boolean {
@@ -180,7 +196,7 @@ beforeAll(async () => {
 }, STARTUP_TIMEOUT_MS * 2);
 
 afterEach(async () => {
-  await setKnobs({ duplicate_rate: 0, drop_rate: 0, reorder: false, delay_ms: 0 });
+  await setKnobs({ duplicate_rate: 0, drop_rate: 0, reorder: false, reorder_hold_ms: 300, delay_ms: 0 });
 });
 
 afterAll(async () => {
@@ -275,6 +291,18 @@ describe('hosted checkout page', () => {
     expect(charge.body['error']).toMatchObject({ code: 'insufficient_funds' });
   });
 
+  it('charges a token from the 3-D Secure test card as requires_action', async () => {
+    const session = await openSession();
+    expect((await submit(session.url, { card_number: CARDS.three_d_secure })).status).toBe(303);
+    const hook = await waitFor('attached webhook', () => received.find((r) => r.event.data.object['checkout_session'] === session.id));
+    const answer = await charge(hook.event.data.object['id'] as string);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      status: 'requires_action',
+      next_action: { type: 'redirect_to_url', redirect_url: `${base_url}/3ds/${answer.body['id'] as string}` },
+    });
+  });
+
   it('keeps the full card number out of the database and the log', async () => {
     const db = createDb(database_url, 1);
     try {
@@ -316,6 +344,12 @@ describe('review outcomes', () => {
     expect(hook.event.data.object).toMatchObject({ id, status, version: 2, updated: expect.any(Number) });
     const fetched = await api('GET', `/v1/charges/${id}`);
     expect(fetched.body).toMatchObject({ status, version: 2 });
+    // Reorder off: the endpoint hears of the charge in the order its states happened.
+    await waitFor('pending webhook', () => receivedFor(id, 'charge.pending')[0]);
+    expect(receivedFor(id).map((r) => [r.event.type, r.event.data.object['version']])).toEqual([
+      ['charge.pending', 1],
+      [type, 2],
+    ]);
   });
 });
 
@@ -356,5 +390,202 @@ describe('webhook delivery', () => {
     expect(received.filter((r) => r.event.data.object['checkout_session'] === session.id)).toHaveLength(2);
     expect(hits[0]!.event.id).toBe(hits[1]!.event.id);
     expect(hits.every(verified)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('checkout session API', () => {
+  it('gets a session: open without a token, then complete with its pm_ token', async () => {
+    const session = await openSession();
+    const open = await api('GET', `/v1/checkout_sessions/${session.id}`);
+    expect(open.status).toBe(200);
+    expect(open.body).toEqual({
+      id: session.id,
+      object: 'checkout_session',
+      url: session.url,
+      status: 'open',
+      client_reference: session.client_reference,
+      return_url: 'https://merchant.example/return?x=1',
+      payment_method: null,
+      created: expect.any(Number),
+    });
+    expect((await submit(session.url, {})).status).toBe(303);
+    const complete = await api('GET', `/v1/checkout_sessions/${session.id}`);
+    expect(complete.body).toMatchObject({ status: 'complete', payment_method: expect.stringMatching(/^pm_[0-9a-f]+$/) });
+  });
+
+  it('answers 404 resource_missing for an unknown session and 401 without the API key', async () => {
+    const missing = await api('GET', `/v1/checkout_sessions/${uid('cs')}`);
+    expect(missing.status).toBe(404);
+    expect(missing.body['error']).toMatchObject({ type: 'invalid_request_error', code: 'resource_missing', param: 'id' });
+    const session = await openSession();
+    const res = await fetch(`${base_url}/v1/checkout_sessions/${session.id}`);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as Json)['error']).toMatchObject({ code: 'invalid_api_key' });
+  });
+});
+
+describe('3-D Secure', () => {
+  async function authenticate(charge_id: string, fields: [string, string][]): Promise<{ status: number; html: string }> {
+    const res = await fetch(`${base_url}/3ds/${charge_id}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+      redirect: 'manual',
+    });
+    return { status: res.status, html: await res.text() };
+  }
+
+  async function requiresAction(): Promise<string> {
+    const answer = await charge('tok_requires_action');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ status: 'requires_action', version: 1 });
+    return answer.body['id'] as string;
+  }
+
+  it('renders a challenge page with approve and fail buttons posting back to itself', async () => {
+    const id = await requiresAction();
+    const res = await fetch(`${base_url}/3ds/${id}`);
+    const html = await res.text();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(html).toContain(`<form method="post" action="/3ds/${id}">`);
+    expect(html).toMatch(/<button type="submit" id="approve" name="action" value="approve">/);
+    expect(html).toMatch(/<button type="submit" id="fail" name="action" value="fail">/);
+    expect(html).not.toMatch(/https?:\/\//);
+  });
+
+  it('approve: the charge succeeds at version 2 and a signed charge.succeeded is sent', async () => {
+    const id = await requiresAction();
+    const decided = await authenticate(id, [['action', 'approve']]);
+    expect(decided.status).toBe(200);
+    expect(decided.html).toContain('Authentication complete');
+    const fetched = await api('GET', `/v1/charges/${id}`);
+    expect(fetched.body).toMatchObject({ status: 'succeeded', version: 2, failure_code: null, next_action: null });
+    const listed = await events({ object_id: id });
+    expect(listed.map((e) => e['type'])).toEqual(['charge.requires_action', 'charge.succeeded']);
+    const hook = await waitFor('charge.succeeded', () => receivedFor(id, 'charge.succeeded')[0]);
+    expect(verified(hook)).toBe(true);
+    expect(hook.event.data.object).toMatchObject({ status: 'succeeded', version: 2, next_action: null, updated: expect.any(Number) });
+    const first = receivedFor(id, 'charge.requires_action')[0];
+    expect(first?.event.data.object).toMatchObject({ version: 1, next_action: { type: 'redirect_to_url', redirect_url: `${base_url}/3ds/${id}` } });
+  });
+
+  it('fail: the charge fails with authentication_failed, and a second answer is refused with 409', async () => {
+    const id = await requiresAction();
+    expect((await authenticate(id, [['action', 'fail']])).status).toBe(200);
+    const failed = { status: 'failed', version: 2, failure_code: 'authentication_failed', failure_message: 'The card holder failed 3-D Secure authentication.' };
+    expect((await api('GET', `/v1/charges/${id}`)).body).toMatchObject(failed);
+    expect((await events({ object_id: id })).map((e) => e['type'])).toEqual(['charge.requires_action', 'charge.failed']);
+    const again = await authenticate(id, [['action', 'approve']]);
+    expect(again.status).toBe(409);
+    expect(again.html).toContain('Nothing to authenticate');
+    expect((await api('GET', `/v1/charges/${id}`)).body).toMatchObject(failed);
+    expect(await events({ object_id: id })).toHaveLength(2);
+  });
+
+  it('decides once when approve and fail race', async () => {
+    const id = await requiresAction();
+    const answers = await Promise.all([authenticate(id, [['action', 'approve']]), authenticate(id, [['action', 'fail']])]);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 409]);
+    expect((await api('GET', `/v1/charges/${id}`)).body).toMatchObject({ version: 2 });
+    expect(await events({ object_id: id })).toHaveLength(2);
+  });
+
+  it('answers 404 for an unknown charge', async () => {
+    const unknown = uid('ch');
+    expect((await fetch(`${base_url}/3ds/${unknown}`)).status).toBe(404);
+    const post = await authenticate(unknown, [['action', 'approve']]);
+    expect(post.status).toBe(404);
+    expect(post.html).toContain('No such charge.');
+  });
+
+  it.each([
+    ['no action', []],
+    ['an unknown action', [['action', 'maybe']]],
+    ['a repeated action', [['action', 'approve'], ['action', 'fail']]],
+  ] as [string, [string, string][]][])('answers 400 for %s and leaves the charge waiting', async (_label, fields) => {
+    const id = await requiresAction();
+    const answer = await authenticate(id, fields);
+    expect(answer.status).toBe(400);
+    expect(answer.html).toContain('id="approve"');
+    expect((await api('GET', `/v1/charges/${id}`)).body).toMatchObject({ status: 'requires_action', version: 1 });
+  });
+
+  it('is never decided by the review scheduler', async () => {
+    const id = await requiresAction();
+    await sleep(REVIEW_DELAY_MS + QUIET_MS);
+    expect((await api('GET', `/v1/charges/${id}`)).body).toMatchObject({ status: 'requires_action', version: 1 });
+    expect((await events({ object_id: id })).map((e) => e['type'])).toEqual(['charge.requires_action']);
+  });
+});
+
+describe('webhook knobs', () => {
+  it('sets reorder_hold_ms and shows it with the other knobs', async () => {
+    const set = await postKnobs({ reorder_hold_ms: 1_500 });
+    expect(set).toEqual({ status: 200, body: expect.objectContaining({ reorder_hold_ms: 1_500, reorder: false }) });
+    const res = await fetch(`${base_url}/_sandbox/webhooks`);
+    expect(await res.json()).toEqual({ duplicate_rate: 0, drop_rate: 0, reorder: false, reorder_hold_ms: 1_500, delay_ms: 0 });
+  });
+
+  it.each([
+    ['a negative hold', -1],
+    ['a fraction', 1.5],
+    ['more than ten minutes', 600_001],
+    ['a string', '300'],
+  ])('rejects %s with 400 parameter_invalid', async (_label, reorder_hold_ms) => {
+    const answer = await postKnobs({ reorder_hold_ms });
+    expect(answer.status).toBe(400);
+    expect(answer.body['error']).toMatchObject({ code: 'parameter_invalid', param: 'reorder_hold_ms' });
+  });
+});
+
+describe('webhook reorder', () => {
+  const reorder_database_url = `${database_url}_reorder`;
+  let reorder_sandbox: Service;
+  let reorder_base_url: string;
+
+  beforeAll(async () => {
+    await ensureDatabase(reorder_database_url);
+    const port = await freePort();
+    reorder_sandbox = spawnTs(`${LOG_NAME}-reorder`, ENTRY, {
+      SANDBOX_PORT: String(port),
+      SANDBOX_HOST: '127.0.0.1',
+      SANDBOX_DATABASE_URL: reorder_database_url,
+      SANDBOX_API_KEY: API_KEY,
+      SANDBOX_WEBHOOK_URL: `${receiver_url}/reorder`,
+      SANDBOX_WEBHOOK_SECRET: WEBHOOK_SECRET,
+      SANDBOX_REVIEW_DELAY_MS: String(REORDER_REVIEW_DELAY_MS),
+      SANDBOX_WEBHOOK_REORDER: '1',
+      SANDBOX_WEBHOOK_REORDER_HOLD_MS: String(REORDER_HOLD_MS),
+    });
+    reorder_base_url = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${reorder_base_url}/healthz`, STARTUP_TIMEOUT_MS);
+  }, STARTUP_TIMEOUT_MS * 2);
+
+  afterAll(async () => {
+    await reorder_sandbox?.stop();
+    await dropDatabase(reorder_database_url);
+  }, STARTUP_TIMEOUT_MS);
+
+  it('delivers a review charge\'s charge.succeeded (version 2) before its charge.pending (version 1)', async () => {
+    const knobs = await fetch(`${reorder_base_url}/_sandbox/webhooks`);
+    expect(await knobs.json()).toMatchObject({ reorder: true, reorder_hold_ms: REORDER_HOLD_MS });
+    const started_ms = Date.now();
+    const answer = await charge('tok_review_approve', reorder_base_url);
+    expect(answer.body).toMatchObject({ status: 'pending', version: 1 });
+    const id = answer.body['id'] as string;
+    const hooks = await waitFor('both webhooks', () => {
+      const found = receivedFor(id);
+      return found.length >= 2 ? found : undefined;
+    });
+    // Both were held: nothing arrives before the decision plus the hold.
+    expect(Date.now() - started_ms).toBeGreaterThanOrEqual(REORDER_REVIEW_DELAY_MS + REORDER_HOLD_MS - 100);
+    expect(hooks.map((r) => [r.event.type, r.event.data.object['version']])).toEqual([
+      ['charge.succeeded', 2],
+      ['charge.pending', 1],
+    ]);
+    expect(hooks.every((r) => r.path === '/reorder' && verified(r))).toBe(true);
   });
 });

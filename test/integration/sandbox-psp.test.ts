@@ -144,6 +144,7 @@ describe('sandbox PSP charges', () => {
       status: 'succeeded',
       failure_code: null,
       failure_message: null,
+      next_action: null,
       fee: '59', // 2.9 % of 1000 is 29, plus the fixed 30
       payment_method: 'tok_success',
       order_reference: body.order_reference,
@@ -210,6 +211,64 @@ describe('sandbox PSP charges', () => {
       charges_total: 0,
       charges_succeeded: 0,
     });
+  });
+});
+
+describe('sandbox PSP 3-D Secure charges', () => {
+  it('answers tok_requires_action with 200, status requires_action and a redirect next_action', async () => {
+    const answer = await postCharge(normal, uid('idem'), chargeBody({ payment_method: 'tok_requires_action' }));
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      status: 'requires_action',
+      failure_code: null,
+      version: 1,
+      next_action: { type: 'redirect_to_url', redirect_url: `${normal.base_url}/3ds/${answer.body.id}` },
+    });
+    expect(Object.keys(answer.body.next_action ?? {}).sort()).toEqual(['redirect_url', 'type']);
+    expect((await getJson(normal, `/v1/charges/${answer.body.id}`)).body).toEqual(answer.body);
+  });
+});
+
+describe('sandbox PSP charge events', () => {
+  /** The charge from a 200 answer or from the card error of a 402. */
+  const chargeOf = (answer: Answer): Partial<ChargeJson> => answer.body.error?.charge ?? answer.body;
+
+  async function eventsOf(sandbox: Sandbox, object_id: string): Promise<Json[]> {
+    const answer = await getJson(sandbox, `/_sandbox/events?object_id=${object_id}`, {});
+    expect(answer.status).toBe(200);
+    return answer.body.data as unknown as Json[];
+  }
+
+  describe.each([
+    ['normal', () => normal],
+    ['ignore-idempotency', () => ignoring],
+  ])('in %s mode', (_mode, sandbox) => {
+    it.each([
+      ['tok_success', 'succeeded', 'charge.succeeded'],
+      ['tok_decline', 'failed', 'charge.failed'],
+      ['tok_review_approve', 'pending', 'charge.pending'],
+      ['tok_requires_action', 'requires_action', 'charge.requires_action'],
+    ])('records one event when a %s charge is created', async (payment_method, status, type) => {
+      const key = uid('idem');
+      const body = chargeBody({ payment_method });
+      const charge = chargeOf(await postCharge(sandbox(), key, body));
+      expect(charge.status).toBe(status);
+      const listed = await eventsOf(sandbox(), charge.id ?? '');
+      // No SANDBOX_WEBHOOK_URL here: the event is kept, marked as having nowhere to go.
+      expect(listed).toEqual([expect.objectContaining({ type, object_id: charge.id, status: 'no_endpoint' })]);
+      const event = listed[0]?.['event'] as { type: string; data: { object: Json } };
+      expect(event.type).toBe(type);
+      expect(event.data.object).toEqual({ ...charge, updated: expect.any(Number) });
+    });
+  });
+
+  it('records no event for a replay', async () => {
+    const key = uid('idem');
+    const body = chargeBody();
+    const first = await postCharge(normal, key, body);
+    const replay = await postCharge(normal, key, body);
+    expect(replay.replayed).toBe(true);
+    expect(await eventsOf(normal, first.body.id ?? '')).toHaveLength(1);
   });
 });
 
