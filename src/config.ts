@@ -32,9 +32,38 @@ const EnvSchema = z.object({
   WORKER_METRICS_PORT: port.default(9464),
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
+  // Hosted checkout and delayed PSP results (issue 5).
+  CHECKOUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(7 * 86_400_000).default(30 * 60_000),
+  PSP_POLL_INITIAL_MS: z.coerce.number().int().min(500).max(86_400_000).default(60_000),
+  PSP_POLL_MAX_MS: z.coerce.number().int().min(500).max(86_400_000).default(3_600_000),
+  // Every webhook signing secret currently accepted, comma separated (old and new during rotation).
+  PSP_WEBHOOK_SECRETS: z.string().min(8).max(4_096).default('whsec_test_sandbox'),
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(200).max(600_000).default(5_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+const WEBHOOK_SECRETS_MAX = 5;
+
+/** Comma-separated secrets: each 8-255 visible characters, at most five at once. */
+export function parseWebhookSecrets(value: string): string[] {
+  const secrets = value.split(',').map((s) => s.trim());
+  const valid = secrets.length <= WEBHOOK_SECRETS_MAX && secrets.every((s) => /^[\x21-\x7e]{8,255}$/.test(s));
+  if (!valid) throw new Error(`invalid environment: PSP_WEBHOOK_SECRETS must be 1-${WEBHOOK_SECRETS_MAX} comma-separated secrets of 8-255 visible characters`);
+  return secrets;
+}
+
+/** How long workflows wait on buyers and the PSP; passed in as workflow input (workflows read no env). */
+export interface WaitTimings {
+  checkout_timeout_ms: number;
+  poll_initial_ms: number;
+  poll_max_ms: number;
+}
+
+export function waitTimingsOf(env: Env): WaitTimings {
+  if (env.PSP_POLL_MAX_MS < env.PSP_POLL_INITIAL_MS) throw new Error('invalid environment: PSP_POLL_MAX_MS must be at least PSP_POLL_INITIAL_MS');
+  return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS };
+}
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const parsed = EnvSchema.safeParse(source);
@@ -57,4 +86,7 @@ export const LIMITS = {
   page_size_max: 100,
   amount_digits_max: 18,
   relay_batch_max: 100,
+  url_chars_max: 2_048,
+  webhook_body_bytes_max: 64 * 1024,
+  webhook_sweep_batch_max: 100,
 } as const;

@@ -1,9 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Logger } from '../logger';
-import { PspError, type PspCharge, type PspClient } from '../psp/client';
+import { PspChargeSchema, PspError, type PspCharge, type PspClient } from '../psp/client';
 import { assert } from '../domain/assert';
-import { assertOrderMove, type OrderStatus } from '../domain/status';
+import { assertOrderMove, isOrderTerminal, orderStatusesBefore, type OrderStatus } from '../domain/status';
+import { storeDerivedStatus } from '../services/payment-status';
 import { capturePosting, type CapturedOrder } from '../domain/ledger';
 import type { LedgerPoster } from '../ledger/poster';
 import type { ChargeOutcome } from './types';
@@ -31,11 +32,13 @@ interface OrderRow {
   psp_fee_minor: string | null;
   wallet_updated: boolean;
   ledger_updated: boolean;
+  psp_version: number | null;
+  next_action_url: string | null;
 }
 
 const HEARTBEAT_EVERY_MS = 1_000;
 
-async function loadOrder(db: Knex, order_id: string): Promise<OrderRow & { payment_method: string | null }> {
+async function loadOrder(db: Knex | Knex.Transaction, order_id: string): Promise<OrderRow & { payment_method: string | null }> {
   const row = await db('payment_order as o')
     .join('payment_event as p', 'p.id', 'o.payment_id')
     .select('o.*', 'p.payment_method')
@@ -45,9 +48,16 @@ async function loadOrder(db: Knex, order_id: string): Promise<OrderRow & { payme
   return row;
 }
 
-function outcomeOf(row: Pick<OrderRow, 'id' | 'status' | 'psp_reference' | 'failure_code' | 'failure_message'>): ChargeOutcome {
-  assert(row.status === 'succeeded' || row.status === 'failed', `order ${row.id} is terminal`);
-  return { order_id: row.id, status: row.status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message };
+type OutcomeRow = Pick<OrderRow, 'id' | 'status' | 'psp_reference' | 'failure_code' | 'failure_message' | 'psp_version'>;
+
+function outcomeOf(row: OutcomeRow): ChargeOutcome {
+  const { status } = row;
+  assert(status !== 'not_started' && status !== 'executing', `order ${row.id} has a charge outcome`);
+  return { order_id: row.id, status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message, psp_version: row.psp_version };
+}
+
+function isWaiting(status: OrderStatus): boolean {
+  return status === 'pending' || status === 'requires_action';
 }
 
 /** Keeps the activity visibly alive while it waits on the PSP, so a dead worker is noticed in seconds. */
@@ -72,19 +82,49 @@ function toActivityFailure(err: PspError): ApplicationFailure {
 }
 
 export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
-  // The PSP's fee is recorded once, from the figure it returns with the capture.
-  async function applyOutcome(order: OrderRow, outcome: ChargeOutcome, psp_fee_minor?: string): Promise<ChargeOutcome> {
+  /**
+   * Moves the order to the outcome, forward only: a terminal order, or news older than what is
+   * stored (by the PSP's charge version), changes nothing and the stored state is answered.
+   * The PSP's fee is recorded once, from the figure it returns with the capture.
+   */
+  async function applyOutcome(order: OrderRow, outcome: ChargeOutcome, extra: { psp_fee_minor?: string; next_action_url?: string | null } = {}): Promise<ChargeOutcome> {
     assertOrderMove(order.status, outcome.status);
     const { status, psp_reference, failure_code, failure_message } = outcome;
-    const updated = await db('payment_order')
-      .where({ id: order.id })
-      .whereIn('status', ['not_started', 'executing'])
-      .update({ status, psp_reference, failure_code, failure_message, psp_fee_minor: psp_fee_minor ?? null, updated_at: db.fn.now() })
-      .returning<OrderRow[]>('*');
-    // Nothing updated: a concurrent attempt finished first; its stored result wins.
-    const row = updated[0] ?? (await loadOrder(db, order.id));
-    log.info({ order_id: order.id, payment_id: order.payment_id, psp_reference: row.psp_reference, status: row.status }, 'order charged');
+    const version = outcome.psp_version ?? null;
+    const row = await db.transaction(async (trx) => {
+      const query = trx('payment_order').where({ id: order.id }).whereIn('status', orderStatusesBefore(status));
+      if (version !== null) query.andWhere((q) => q.whereNull('psp_version').orWhere('psp_version', '<=', version));
+      const updated = await query
+        .update({
+          status,
+          psp_reference,
+          failure_code,
+          failure_message,
+          psp_fee_minor: extra.psp_fee_minor ?? null,
+          next_action_url: extra.next_action_url ?? null,
+          ...(version === null ? {} : { psp_version: version }),
+          updated_at: trx.fn.now(),
+        })
+        .returning<OrderRow[]>('*');
+      // Nothing updated: a concurrent attempt or newer news came first; the stored state wins.
+      const current = updated[0] ?? (await loadOrder(trx, order.id));
+      // The payment shows the wait (and its end) while it lasts, not only once it completes.
+      if (isWaiting(order.status) || isWaiting(current.status)) await storeDerivedStatus(trx, order.payment_id);
+      return current;
+    });
+    log.info({ order_id: order.id, payment_id: order.payment_id, psp_reference: row.psp_reference, status: row.status, psp_version: row.psp_version }, 'order charge outcome');
     return outcomeOf(row);
+  }
+
+  /** Applies a PSP charge (from a webhook or a poll) to its order, if it is news. */
+  async function applyCharge(order: OrderRow, charge: PspCharge): Promise<ChargeOutcome> {
+    if (isOrderTerminal(order.status)) return outcomeOf(order);
+    const outcome = outcomeOfCharge(order, charge);
+    if (order.psp_version !== null && charge.version < order.psp_version) return outcomeOf(order);
+    return await applyOutcome(order, outcome, {
+      psp_fee_minor: charge.status === 'succeeded' ? charge.fee : undefined,
+      next_action_url: charge.next_action?.redirect_url ?? null,
+    });
   }
 
   async function chargeAtPsp(order: OrderRow & { payment_method: string | null }): Promise<PspCharge> {
@@ -126,13 +166,16 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
   }
 
   return {
-    /** PSP charge for one order. Idempotent: a terminal order answers from the database. */
+    /**
+     * PSP charge for one order. Idempotent: a charged order answers from the database. The
+     * outcome may be a wait (`pending`, `requires_action`), which the workflow then sits out.
+     */
     async chargeOrder(order_id: string): Promise<ChargeOutcome> {
       const order = await loadOrder(db, order_id);
-      if (order.status === 'succeeded' || order.status === 'failed') return outcomeOf(order);
+      if (isOrderTerminal(order.status)) return outcomeOf(order);
       try {
         const charge = await withHeartbeat(chargeAtPsp(order));
-        return await applyOutcome(order, outcomeOfCharge(order, charge), charge.status === 'succeeded' ? charge.fee : undefined);
+        return await applyCharge(order, charge);
       } catch (err) {
         if (!(err instanceof PspError)) throw err;
         log.warn({ order_id, payment_id: order.payment_id, kind: err.kind, code: err.code }, 'psp call failed');
@@ -140,6 +183,26 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
           // A definitive refusal (e.g. an unknown token) ends the order like a decline, with the PSP's code.
           return await applyOutcome(order, { order_id, status: 'failed', psp_reference: null, failure_code: err.code, failure_message: err.message });
         }
+        throw toActivityFailure(err);
+      }
+    },
+
+    /** A verified webhook's charge, passed on by the workflow's `pspUpdate` signal. */
+    async applyChargeUpdate(order_id: string, charge: PspCharge): Promise<ChargeOutcome> {
+      return await applyCharge(await loadOrder(db, order_id), PspChargeSchema.parse(charge));
+    },
+
+    /** No news for a while: ask the PSP (a lost webhook only delays the result). */
+    async pollCharge(order_id: string): Promise<ChargeOutcome> {
+      const order = await loadOrder(db, order_id);
+      if (isOrderTerminal(order.status)) return outcomeOf(order);
+      try {
+        const charge = await withHeartbeat(order.psp_reference === null ? psp.findChargeByIdempotencyKey(order.id) : psp.getCharge(order.psp_reference));
+        assert(charge !== null, `order ${order_id} waits on a charge the PSP knows`);
+        return await applyCharge(order, charge);
+      } catch (err) {
+        if (!(err instanceof PspError)) throw err;
+        log.warn({ order_id, kind: err.kind, code: err.code }, 'psp poll failed');
         throw toActivityFailure(err);
       }
     },
@@ -169,6 +232,5 @@ function capturedOrder(order: OrderRow): CapturedOrder {
 function outcomeOfCharge(order: OrderRow, charge: PspCharge): ChargeOutcome {
   assert(charge.order_reference === order.id, `PSP charge ${charge.id} belongs to order ${order.id}`);
   assert(BigInt(charge.amount) === BigInt(order.amount_minor), `PSP charge ${charge.id} amount matches the order`);
-  assert(charge.status !== 'pending', 'pending charges arrive with the webhook issue');
-  return { order_id: order.id, status: charge.status, psp_reference: charge.id, failure_code: charge.failure_code, failure_message: charge.failure_message };
+  return { order_id: order.id, status: charge.status, psp_reference: charge.id, failure_code: charge.failure_code, failure_message: charge.failure_message, psp_version: charge.version };
 }

@@ -1,12 +1,16 @@
 // Plain JSON shapes that cross the workflow boundary. Amounts are strings, never number/bigint.
 import type { OrderStatus, PaymentStatus } from '../domain/status';
+import type { PspCharge } from '../psp/client';
 
 export interface ChargeOutcome {
   order_id: string;
-  status: Extract<OrderStatus, 'succeeded' | 'failed'>;
+  /** Terminal, or waiting on the buyer (`requires_action`) or the PSP (`pending`). */
+  status: Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'requires_action' | 'pending'>;
   psp_reference: string | null;
   failure_code: string | null;
   failure_message: string | null;
+  /** The PSP charge version this outcome reflects; absent in histories from before v4. */
+  psp_version?: number | null;
 }
 
 export type RiskOutcome = { approved: true } | { approved: false; code: string; reason: string };
@@ -14,4 +18,16 @@ export type RiskOutcome = { approved: true } | { approved: false; code: string; 
 export interface PaymentSummary {
   payment_id: string;
   status: PaymentStatus;
+}
+
+/** The `pspUpdate` signal: a verified webhook's charge, routed to the order's workflow. */
+export interface PspChargeUpdate {
+  event_id: string;
+  charge: PspCharge;
+}
+
+/** The `paymentMethodAttached` signal: the buyer finished the hosted checkout. */
+export interface PaymentMethodAttached {
+  event_id: string;
+  payment_method: string;
 }

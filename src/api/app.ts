@@ -14,6 +14,10 @@ import { paymentsRouter } from './payments';
 import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
+import { webhooksRouter } from './webhooks';
+import type { WaitTimings } from '../config';
+import type { PspClient } from '../psp/client';
+import type { StarterDeps } from '../services/workflow-starter';
 
 export interface AppDeps {
   db: Knex;
@@ -23,6 +27,13 @@ export interface AppDeps {
   registry: Registry;
   commission_bps: number;
   rate_limit: { per_s: number; burst: number };
+  psp: PspClient;
+  timings: WaitTimings;
+  webhook_secrets: readonly string[];
+}
+
+export function starterDepsOf(deps: Pick<AppDeps, 'db' | 'temporal' | 'task_queue' | 'log' | 'timings'>): StarterDeps {
+  return { db: deps.db, temporal: deps.temporal, task_queue: deps.task_queue, log: deps.log, timings: deps.timings };
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -43,11 +54,15 @@ export function createApp(deps: AppDeps): Express {
     res.json(openapi);
   });
 
+  const starter = starterDepsOf(deps);
+  // Before /v1 and its JSON parser: the webhook route reads the raw bytes it verifies.
+  app.use('/webhooks', webhooksRouter({ db: deps.db, temporal: deps.temporal, starter, log: deps.log, secrets: deps.webhook_secrets }));
+
   const v1 = express.Router();
   v1.use(authenticate(deps.db));
   v1.use(rateLimit(deps.rate_limit));
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
-  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter: { db: deps.db, temporal: deps.temporal, task_queue: deps.task_queue, log: deps.log } }));
+  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp }));
   v1.use('/balances', balancesRouter(deps.db));
   v1.use('/ledger', ledgerRouter(deps.db));
   app.use('/v1', v1);

@@ -21,6 +21,7 @@ const HTTP_STATUS_BY_CODE: Partial<Record<string, number>> = {
   idempotency_key_in_use: 409,
   body_too_large: 413,
   service_unavailable: 503,
+  psp_unavailable: 503,
 };
 
 export function httpStatusOf(err: AppError): number {

@@ -1,10 +1,15 @@
 import { Client, Connection } from '@temporalio/client';
-import { loadEnv } from '../config';
+import { loadEnv, parseWebhookSecrets, waitTimingsOf } from '../config';
+import { createPspClient } from '../psp/client';
+import { runPeriodically } from '../services/periodic';
+import { sweepUnappliedEvents } from '../services/psp-events';
 import { createLogger } from '../logger';
 import { createDb } from '../db';
 import { createMetricsRegistry } from '../metrics';
 import { runRelay } from '../services/workflow-starter';
-import { createApp } from './app';
+import { createApp, starterDepsOf } from './app';
+
+const TEST_WEBHOOK_SECRET = 'whsec_test_sandbox';
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -13,7 +18,10 @@ async function main(): Promise<void> {
   // lazy: the API serves GETs and accepts payments while Temporal is down (the relay catches up).
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
-  const app = createApp({
+  const webhook_secrets = parseWebhookSecrets(env.PSP_WEBHOOK_SECRETS);
+  // The sandbox's well-known secret signs nothing real: refuse it where real money moves.
+  if (env.NODE_ENV === 'production' && webhook_secrets.includes(TEST_WEBHOOK_SECRET)) throw new Error('invalid environment: PSP_WEBHOOK_SECRETS holds the sandbox test secret in production');
+  const deps = {
     db,
     temporal,
     task_queue: env.TEMPORAL_TASK_QUEUE,
@@ -21,15 +29,21 @@ async function main(): Promise<void> {
     registry: createMetricsRegistry('api'),
     commission_bps: env.COMMISSION_BPS,
     rate_limit: { per_s: env.RATE_LIMIT_PER_S, burst: env.RATE_LIMIT_BURST },
-  });
-  const relay = runRelay({ db, temporal, task_queue: env.TEMPORAL_TASK_QUEUE, log }, { interval_ms: env.RELAY_INTERVAL_MS, grace_ms: env.RELAY_GRACE_MS });
+    psp: createPspClient({ base_url: env.PSP_URL, api_key: env.PSP_API_KEY, timeout_ms: env.PSP_TIMEOUT_MS }),
+    timings: waitTimingsOf(env),
+    webhook_secrets,
+  };
+  const app = createApp(deps);
+  const starter = starterDepsOf(deps);
+  const relay = runRelay(starter, { interval_ms: env.RELAY_INTERVAL_MS, grace_ms: env.RELAY_GRACE_MS });
+  // Events older than one sweep interval were given their chance by the request that stored them.
+  const sweeper = runPeriodically('psp_event_sweep', env.WEBHOOK_SWEEP_INTERVAL_MS, log, () => sweepUnappliedEvents({ db, temporal, starter, log }, env.WEBHOOK_SWEEP_INTERVAL_MS));
   const server = app.listen(env.API_PORT, env.API_HOST, () => log.info({ port: env.API_PORT, host: env.API_HOST }, 'api listening'));
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'api stopping');
     server.close(() => {
-      void relay
-        .stop()
+      void Promise.all([relay.stop(), sweeper.stop()])
         .then(() => connection.close())
         .then(() => db.destroy())
         .then(() => process.exit(0));

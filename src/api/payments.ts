@@ -4,7 +4,8 @@ import type { Logger } from '../logger';
 import { merchantOf } from './auth';
 import { parseWith } from './errors';
 import { CreatePaymentBody, ListPaymentsQuery } from './schemas';
-import { getPayment, insertPayment, listPayments, validatePayment } from '../services/payments';
+import { getPayment, insertPayment, listPayments, openCheckout, validatePayment } from '../services/payments';
+import type { PspClient } from '../psp/client';
 import { requestHash, runIdempotent, validateIdempotencyKey } from '../services/idempotency';
 import { tryStartPaymentWorkflow, type StarterDeps } from '../services/workflow-starter';
 
@@ -13,9 +14,10 @@ export interface PaymentsRouterDeps {
   log: Logger;
   starter: StarterDeps;
   commission_bps: number;
+  psp: PspClient;
 }
 
-export function paymentsRouter({ db, log, starter, commission_bps }: PaymentsRouterDeps): Router {
+export function paymentsRouter({ db, log, starter, commission_bps, psp }: PaymentsRouterDeps): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
@@ -26,6 +28,7 @@ export function paymentsRouter({ db, log, starter, commission_bps }: PaymentsRou
     const scope = { merchant_id: merchant.merchant_id, key, request_hash: requestHash('POST', '/v1/payments', req.body) };
     const result = await runIdempotent(db, scope, async (trx) => {
       const payment_id = await insertPayment(trx, merchant.merchant_id, valid, commission_bps);
+      if (valid.body.payment_method === undefined && valid.body.return_url !== undefined) await openCheckout(trx, psp, payment_id, valid.body.return_url);
       return { status: 201, body: await getPayment(trx, merchant.merchant_id, payment_id), payment_id };
     });
     // Also on a replay: if the first request died before starting the workflow, this heals it.

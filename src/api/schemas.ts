@@ -6,6 +6,18 @@ import { ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/status';
 
 const DecimalAmount = z.string().describe('Decimal string in the currency\'s units, e.g. "12.34" (USD) or "1000" (JPY); never a JSON number');
 
+const HttpUrl = z
+  .string()
+  .max(LIMITS.url_chars_max)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http or https URL');
+
 export const CreatePaymentBody = z.strictObject({
   buyer: z.strictObject({
     id: z.string().min(1).max(255),
@@ -17,7 +29,8 @@ export const CreatePaymentBody = z.strictObject({
     .min(1)
     .max(LIMITS.orders_per_payment_max)
     .describe('One order per seller'),
-  payment_method: z.string().min(1).max(255).optional().describe('A PSP token (e.g. tok_success); never a card number'),
+  payment_method: z.string().min(1).max(255).optional().describe('A PSP token (e.g. tok_success); never a card number. Leave out to use the hosted checkout (then return_url is required)'),
+  return_url: HttpUrl.optional().describe('Where the PSP sends the buyer back after the hosted checkout'),
   metadata: z.record(z.string().min(1).max(40), z.string().max(LIMITS.metadata_value_chars_max)).optional(),
 });
 export type CreatePaymentBody = z.infer<typeof CreatePaymentBody>;
@@ -39,6 +52,10 @@ export const OrderResource = z.object({
   psp_reference: z.string().nullable(),
   failure_code: z.string().nullable(),
   failure_message: z.string().nullable(),
+  next_action: z
+    .object({ type: z.literal('redirect_to_url'), redirect_url: z.string() })
+    .nullable()
+    .describe('Set while the order is requires_action: send the buyer to redirect_url (3-D Secure on the PSP)'),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -54,6 +71,8 @@ export const PaymentResource = z.object({
   failure_code: z.string().nullable(),
   failure_message: z.string().nullable(),
   workflow_id: z.string(),
+  checkout_url: z.string().nullable().describe('The PSP-hosted page where the buyer enters the card (hosted checkout only)'),
+  return_url: z.string().nullable(),
   orders: z.array(OrderResource),
   created_at: z.string(),
   updated_at: z.string(),

@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   duplicate_seller: 'invalid_request',
   card_data_not_allowed: 'invalid_request',
   invalid_cursor: 'invalid_request',
+  return_url_required: 'invalid_request',
+  webhook_signature_invalid: 'invalid_request',
+  webhook_event_invalid: 'invalid_request',
   idempotency_key_missing: 'idempotency',
   idempotency_key_invalid: 'idempotency',
   idempotency_key_reused: 'idempotency',
@@ -38,6 +41,7 @@ export const ERROR_CODES = {
   hold_already_resolved: 'conflict',
   resource_missing: 'not_found',
   route_not_found: 'not_found',
+  psp_unavailable: 'psp',
   internal_error: 'internal',
   service_unavailable: 'internal',
 } as const satisfies Record<string, ErrorType>;

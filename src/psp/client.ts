@@ -26,14 +26,35 @@ export const PspChargeSchema = z.object({
   id: z.string(),
   amount: z.string().regex(/^[0-9]+$/),
   currency: z.string().length(3),
-  status: z.enum(['succeeded', 'failed', 'pending']),
-  failure_code: z.string().nullable(),
-  failure_message: z.string().nullable(),
+  status: z.enum(['succeeded', 'failed', 'pending', 'requires_action']),
+  failure_code: z.string().max(255).nullable(),
+  failure_message: z.string().max(1_000).nullable(),
   fee: z.string().regex(/^[0-9]+$/),
   order_reference: z.string(),
   idempotency_key: z.string(),
+  // Bumped by the PSP on every change: newer news has a higher version (older PSPs: absent = 1).
+  version: z.number().int().min(1).max(1_000_000).default(1),
+  next_action: z
+    .object({ type: z.literal('redirect_to_url'), redirect_url: z.string().url().max(2_048) })
+    .nullable()
+    .default(null),
 });
 export type PspCharge = z.infer<typeof PspChargeSchema>;
+
+export const PspCheckoutSessionSchema = z.object({
+  id: z.string().min(1).max(255),
+  url: z.string().url().max(2_048),
+  status: z.enum(['open', 'complete']),
+  client_reference: z.string(),
+  payment_method: z.string().max(255).nullable(),
+});
+export type PspCheckoutSession = z.infer<typeof PspCheckoutSessionSchema>;
+
+export interface CreateCheckoutSessionInput {
+  idempotency_key: string;
+  client_reference: string;
+  return_url: string;
+}
 
 export interface CreateChargeInput {
   idempotency_key: string;
@@ -47,6 +68,8 @@ export interface PspClient {
   createCharge(input: CreateChargeInput): Promise<PspCharge>;
   findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null>;
   getCharge(charge_id: string): Promise<PspCharge>;
+  createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
+  getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
 }
 
 const ErrorBodySchema = z.object({
@@ -99,6 +122,17 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       const reply = await call('GET', `/v1/charges/${encodeURIComponent(charge_id)}`);
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspChargeSchema.parse(reply.json);
+    },
+    async createCheckoutSession(input) {
+      const body = { client_reference: input.client_reference, return_url: input.return_url };
+      const reply = await call('POST', '/v1/checkout_sessions', body, input.idempotency_key);
+      if (reply.status !== 200 && reply.status !== 201) throw classifyHttpError(reply);
+      return PspCheckoutSessionSchema.parse(reply.json);
+    },
+    async getCheckoutSession(session_id) {
+      const reply = await call('GET', `/v1/checkout_sessions/${encodeURIComponent(session_id)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspCheckoutSessionSchema.parse(reply.json);
     },
   };
 }

@@ -9,6 +9,7 @@ import type { OrderStatus, PaymentStatus } from '../domain/status';
 import { LIMITS } from '../config';
 import { commissionFor, type FeeRule } from '../domain/fees';
 import type { CreatePaymentBody, PaymentResource } from '../api/schemas';
+import { PspError, type PspClient } from '../psp/client';
 
 interface PaymentRow {
   id: string;
@@ -22,6 +23,8 @@ interface PaymentRow {
   failure_code: string | null;
   failure_message: string | null;
   workflow_id: string;
+  checkout_url: string | null;
+  return_url: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -38,6 +41,7 @@ interface OrderRow {
   psp_reference: string | null;
   failure_code: string | null;
   failure_message: string | null;
+  next_action_url: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -73,8 +77,8 @@ export function validatePayment(body: CreatePaymentBody): ValidPayment {
   if (pm !== undefined && looksLikeCardNumber(pm)) {
     throw new AppError('card_data_not_allowed', 'send a PSP token, never a card number', 'payment_method');
   }
-  if (pm === undefined) {
-    throw new AppError('parameter_missing', 'payment_method (a PSP token such as tok_success) is required; hosted checkout is not available yet', 'payment_method');
+  if (pm === undefined && body.return_url === undefined) {
+    throw new AppError('return_url_required', 'without payment_method the buyer pays on the hosted checkout page, which needs a return_url to send them back to', 'return_url');
   }
   if (Object.keys(body.metadata ?? {}).length > LIMITS.metadata_keys_max) {
     throw new AppError('parameter_invalid', `metadata holds at most ${LIMITS.metadata_keys_max} keys`, 'metadata');
@@ -105,8 +109,10 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
     buyer_email: valid.body.buyer.email ?? null,
     currency: valid.currency,
     amount_minor: valid.total_minor.toString(),
-    status: 'processing',
+    // Without a token the buyer first pays on the PSP's hosted page (issue 5).
+    status: valid.body.payment_method === undefined ? 'requires_payment_method' : 'processing',
     payment_method: valid.body.payment_method ?? null,
+    return_url: valid.body.return_url ?? null,
     metadata: JSON.stringify(valid.body.metadata ?? {}),
     workflow_id: paymentWorkflowId(payment_id),
   });
@@ -124,6 +130,23 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
     })),
   );
   return payment_id;
+}
+
+/**
+ * Opens the PSP's hosted checkout for a payment without a token, server to server (the URL is the
+ * PSP's answer, never one we compose). Runs inside the payment's insert transaction: if the PSP
+ * cannot be reached the payment is not created and the client's retry (same key) starts afresh.
+ */
+export async function openCheckout(trx: Knex.Transaction, psp: PspClient, payment_id: string, return_url: string): Promise<void> {
+  let session;
+  try {
+    session = await psp.createCheckoutSession({ idempotency_key: `checkout-${payment_id}`, client_reference: payment_id, return_url });
+  } catch (err) {
+    if (!(err instanceof PspError)) throw err;
+    throw new AppError('psp_unavailable', `the payment provider could not open a checkout (${err.code}); retry with the same Idempotency-Key`, undefined, 5);
+  }
+  assert(session.client_reference === payment_id, `checkout session ${session.id} belongs to payment ${payment_id}`);
+  await trx('payment_event').where({ id: payment_id }).update({ checkout_session_id: session.id, checkout_url: session.url });
 }
 
 /** Reads the primary (never a replica): the API's answers decide what clients do next. */
@@ -163,6 +186,8 @@ function toResource(row: PaymentRow, orders: OrderRow[]): PaymentResource {
     failure_code: row.failure_code,
     failure_message: row.failure_message,
     workflow_id: row.workflow_id,
+    checkout_url: row.checkout_url,
+    return_url: row.return_url,
     orders: orders.map((o) => ({
       id: o.id,
       object: 'payment_order',
@@ -175,6 +200,7 @@ function toResource(row: PaymentRow, orders: OrderRow[]): PaymentResource {
       psp_reference: o.psp_reference,
       failure_code: o.failure_code,
       failure_message: o.failure_message,
+      next_action: o.status === 'requires_action' && o.next_action_url !== null ? { type: 'redirect_to_url' as const, redirect_url: o.next_action_url } : null,
       created_at: o.created_at.toISOString(),
       updated_at: o.updated_at.toISOString(),
     })),

@@ -1,8 +1,10 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Logger } from '../logger';
-import { LIMITS } from '../config';
+import { LIMITS, type WaitTimings } from '../config';
+import { runPeriodically, type Periodic } from './periodic';
 import { SA } from '../workflows/search-attributes';
+import type { PaymentMethodAttached } from '../activities/types';
 import type { PaymentInput, PaymentWorkflow } from '../workflows/payment';
 
 export interface StarterDeps {
@@ -10,6 +12,7 @@ export interface StarterDeps {
   temporal: Client;
   task_queue: string;
   log: Logger;
+  timings: WaitTimings;
 }
 
 const START_DEADLINE_MS = 3_000;
@@ -20,7 +23,10 @@ interface UnstartedPayment {
   workflow_id: string;
   amount_minor: string;
   currency: string;
+  payment_method: string | null;
 }
+
+const UNSTARTED_COLUMNS = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method'] as const;
 
 /**
  * The AmountMinor search attribute, for searching only (the amount of record lives in
@@ -32,39 +38,57 @@ function amountAttribute(amount_minor: string): { key: typeof SA.AmountMinor; va
   return minor <= BigInt(Number.MAX_SAFE_INTEGER) ? [{ key: SA.AmountMinor, value: Number(minor) }] : [];
 }
 
+function inputOf(payment: UnstartedPayment, order_ids: string[], timings: WaitTimings): PaymentInput {
+  const psp_poll = { initial_ms: timings.poll_initial_ms, max_ms: timings.poll_max_ms };
+  const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids, psp_poll };
+  // No token at creation: the buyer pays on the PSP's hosted page and the workflow waits.
+  if (payment.payment_method === null) input.checkout = { timeout_ms: timings.checkout_timeout_ms };
+  return input;
+}
+
 /**
  * Starts a payment's workflow and records that it started. Idempotent by workflow id: Temporal
- * refuses a second run (REJECT_DUPLICATE), which we treat as "already started".
+ * refuses a second run (REJECT_DUPLICATE), which we treat as "already started". With `signal`
+ * it is signal-with-start: a checkout webhook that beats the start still reaches the workflow.
  */
-export async function startPaymentWorkflow(deps: StarterDeps, payment: UnstartedPayment, conn: Knex = deps.db): Promise<void> {
+export async function startPaymentWorkflow(deps: StarterDeps, payment: UnstartedPayment, conn: Knex = deps.db, signal?: PaymentMethodAttached): Promise<void> {
   const orders = await conn('payment_order').where({ payment_id: payment.id }).orderBy('id').pluck('id');
-  const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids: orders };
+  const input = inputOf(payment, orders, deps.timings);
+  const options = {
+    workflowId: payment.workflow_id,
+    taskQueue: deps.task_queue,
+    args: [input] as [PaymentInput],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes: [
+      { key: SA.PaymentId, value: payment.id },
+      { key: SA.MerchantId, value: payment.merchant_id },
+      { key: SA.PaymentStatus, value: input.checkout === undefined ? 'processing' : 'requires_payment_method' },
+      { key: SA.Currency, value: payment.currency },
+      ...amountAttribute(payment.amount_minor),
+    ],
+  };
   try {
     // A deadline bounds the gRPC client's own retries: with Temporal down, the API answers in
     // seconds and the relay starts the workflow later.
-    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () => deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', {
-      workflowId: payment.workflow_id,
-      taskQueue: deps.task_queue,
-      args: [input],
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      typedSearchAttributes: [
-        { key: SA.PaymentId, value: payment.id },
-        { key: SA.MerchantId, value: payment.merchant_id },
-        { key: SA.PaymentStatus, value: 'processing' },
-        { key: SA.Currency, value: payment.currency },
-        ...amountAttribute(payment.amount_minor),
-      ],
-    }));
+    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, async () => {
+      if (signal === undefined) await deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', options);
+      else await deps.temporal.workflow.signalWithStart<typeof PaymentWorkflow, [PaymentMethodAttached]>('PaymentWorkflow', { ...options, signal: 'paymentMethodAttached', signalArgs: [signal] });
+    });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
-  deps.log.info({ payment_id: payment.id, workflow_id: payment.workflow_id }, 'payment workflow started');
+  deps.log.info({ payment_id: payment.id, workflow_id: payment.workflow_id, signal: signal === undefined ? null : 'paymentMethodAttached' }, 'payment workflow started');
+}
+
+/** The payment row the starter needs, whether or not its workflow already started. */
+export async function startablePayment(db: Knex, payment_id: string): Promise<UnstartedPayment | undefined> {
+  return await db('payment_event').select(...UNSTARTED_COLUMNS).where({ id: payment_id }).first<UnstartedPayment | undefined>();
 }
 
 /** Starts now if it can; a failure is logged and left to the relay, never failing the API call. */
 export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: string): Promise<void> {
-  const payment = await deps.db('payment_event').where({ id: payment_id }).whereNull('workflow_started_at').first<UnstartedPayment | undefined>();
+  const payment = await deps.db('payment_event').select(...UNSTARTED_COLUMNS).where({ id: payment_id }).whereNull('workflow_started_at').first<UnstartedPayment | undefined>();
   if (payment === undefined) return;
   try {
     await startPaymentWorkflow(deps, payment);
@@ -81,7 +105,7 @@ export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: str
 export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
   return await deps.db.transaction(async (trx) => {
     const due = await trx('payment_event')
-      .select('id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency')
+      .select(...UNSTARTED_COLUMNS)
       .whereNull('workflow_started_at')
       .where('created_at', '<', trx.raw(`now() - (? * interval '1 millisecond')`, [grace_ms]))
       .orderBy('created_at')
@@ -93,26 +117,6 @@ export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<nu
   });
 }
 
-export function runRelay(deps: StarterDeps, opts: { interval_ms: number; grace_ms: number }): { stop(): Promise<void> } {
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  const tick = async (): Promise<void> => {
-    try {
-      const started = await relayOnce(deps, opts.grace_ms);
-      if (started > 0) deps.log.info({ started }, 'relay started unstarted payment workflows');
-    } catch (err) {
-      deps.log.warn({ err }, 'relay pass failed');
-    }
-  };
-  const timer = setInterval(() => {
-    if (stopped) return;
-    running = running.then(tick);
-  }, opts.interval_ms);
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+export function runRelay(deps: StarterDeps, opts: { interval_ms: number; grace_ms: number }): Periodic {
+  return runPeriodically('workflow_start_relay', opts.interval_ms, deps.log, () => relayOnce(deps, opts.grace_ms));
 }

@@ -5,6 +5,7 @@ import { loadEnv } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { createDb } from '../db';
 import { createPspClient } from '../psp/client';
+import { runPeriodically } from '../services/periodic';
 import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
 import { activityMetrics, createMetricsRegistry } from '../metrics';
@@ -72,12 +73,7 @@ async function main(): Promise<void> {
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
   const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
-  const hold_sweep = setInterval(() => {
-    expireHolds(db, HOLD_SWEEP_BATCH).then(
-      (voided) => voided > 0 && log.info({ voided }, 'expired holds voided'),
-      (err: unknown) => log.warn({ err }, 'hold expiry sweep failed'),
-    );
-  }, env.HOLD_SWEEP_INTERVAL_MS);
+  const hold_sweep = runPeriodically('hold_expiry_sweep', env.HOLD_SWEEP_INTERVAL_MS, log, () => expireHolds(db, HOLD_SWEEP_BATCH));
   log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');
   const onSignal = (signal: NodeJS.Signals) => {
     log.info({ signal, state: worker.getState() }, 'worker stopping');
@@ -88,7 +84,7 @@ async function main(): Promise<void> {
   try {
     await worker.run(); // returns after shutdown() once in-flight tasks finish
   } finally {
-    clearInterval(hold_sweep);
+    await hold_sweep.stop();
     metrics_server?.close();
     await connection.close();
     await db.destroy();

@@ -1,32 +1,68 @@
-import { defineQuery, patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities, ChargeOutcome } from '../activities';
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, ChargeOutcome, PspChargeUpdate } from '../activities';
 import { DATABASE_STEP, LOCAL_DATABASE_STEP, PSP_CALL } from './retry-policies';
 import { SA } from './search-attributes';
+import { pspUpdateSignal } from './signals';
 
-const psp = proxyActivities<Pick<Activities, 'chargeOrder'>>(PSP_CALL);
+const psp = proxyActivities<Pick<Activities, 'chargeOrder' | 'pollCharge'>>(PSP_CALL);
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
-const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture'>>(LOCAL_DATABASE_STEP);
+const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate'>>(LOCAL_DATABASE_STEP);
+
+/** How long an order with a `pending` charge waits for a webhook before it asks the PSP itself. */
+export interface PollTimings {
+  initial_ms: number;
+  max_ms: number;
+}
+
+// Inputs from before v4 carry no timings; these are the production defaults (src/config.ts).
+const DEFAULT_POLL: PollTimings = { initial_ms: 60_000, max_ms: 3_600_000 };
+// Waiting days costs a timer and a poll per backoff step; well before the history grows large
+// the order continues as new (the charge is found again by its idempotency key).
+const HISTORY_EVENTS_MAX = 2_000;
 
 export interface PaymentOrderInput {
   order_id: string;
   payment_id: string;
+  psp_poll?: PollTimings;
 }
 
-export type OrderStep = 'charging' | 'recording_capture' | 'crediting_wallet' | 'posting_ledger' | 'done';
+export type OrderStep = 'charging' | 'awaiting_psp' | 'recording_capture' | 'crediting_wallet' | 'posting_ledger' | 'done';
 export const orderStepQuery = defineQuery<{ order_id: string; step: OrderStep; outcome: ChargeOutcome | null }>('status');
 
+const WAITING: ReadonlySet<ChargeOutcome['status']> = new Set(['pending', 'requires_action']);
+
 /**
- * One seller's part of a checkout: PSP charge → wallet credit and ledger post. Each activity
- * re-reads the order and is idempotent (the charge by the PSP idempotency key, the books by the
- * posting's unique reference), so a crash anywhere repeats nothing and skips nothing.
+ * One seller's part of a checkout: PSP charge → (wait for the PSP's decision) → wallet credit and
+ * ledger post. Each activity re-reads the order and is idempotent (the charge by the PSP
+ * idempotency key, the books by the posting's unique reference, news by the charge version), so
+ * a crash anywhere repeats nothing and skips nothing.
  */
 export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<ChargeOutcome> {
   let step: OrderStep = 'charging';
   let outcome: ChargeOutcome | null = null;
+  let news: PspChargeUpdate | null = null;
   setHandler(orderStepQuery, () => ({ order_id: input.order_id, step, outcome }));
+  // Only the newest news is kept: an older or duplicate event never moves the order back.
+  setHandler(pspUpdateSignal, (update) => {
+    if (news === null || update.charge.version > news.charge.version) news = update;
+  });
 
   outcome = await psp.chargeOrder(input.order_id);
   upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
+  if (WAITING.has(outcome.status)) {
+    step = 'awaiting_psp';
+    outcome = await awaitDecision(input, outcome, () => news);
+  }
   if (outcome.status === 'succeeded') {
     // v2: the wallet is the seller-payable balance, so crediting it and posting the ledger are
     // one balanced posting. Histories recorded before keep replaying the two-step path.
@@ -43,5 +79,35 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     }
   }
   step = 'done';
+  return outcome;
+}
+
+/**
+ * Sits out a `pending` / `requires_action` charge on durable timers: a webhook signal wakes it
+ * at once; without one it polls the PSP, backing off from `initial_ms` to `max_ms`. Histories
+ * recorded before v4 never reach this (their charges were always decided at once).
+ */
+async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, latest: () => PspChargeUpdate | null): Promise<ChargeOutcome> {
+  const poll = input.psp_poll ?? DEFAULT_POLL;
+  let outcome = first;
+  let seen_version = outcome.psp_version ?? 0;
+  let wait_ms = poll.initial_ms;
+  while (WAITING.has(outcome.status)) {
+    const before = outcome.status;
+    const woken = await condition(() => (latest()?.charge.version ?? 0) > seen_version, wait_ms);
+    const update = latest();
+    if (woken && update !== null) {
+      outcome = await localBooks.applyChargeUpdate(input.order_id, update.charge);
+      seen_version = Math.max(seen_version, update.charge.version, outcome.psp_version ?? 0);
+    } else {
+      outcome = await psp.pollCharge(input.order_id);
+      seen_version = Math.max(seen_version, outcome.psp_version ?? 0);
+      wait_ms = Math.min(wait_ms * 2, poll.max_ms);
+    }
+    if (outcome.status !== before) upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
+    if (WAITING.has(outcome.status) && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_EVENTS_MAX)) {
+      await continueAsNew<typeof PaymentOrderWorkflow>(input);
+    }
+  }
   return outcome;
 }

@@ -1,6 +1,7 @@
 import {
   ParentClosePolicy,
   WorkflowIdReusePolicy,
+  condition,
   defineQuery,
   executeChild,
   patched,
@@ -13,29 +14,37 @@ import {
 import type { Activities, ChargeOutcome } from '../activities';
 import type { PaymentStatus } from '../domain/status';
 import { orderWorkflowId } from '../domain/workflow-ids';
-import { DATABASE_STEP, LOCAL_DATABASE_STEP } from './retry-policies';
-import { PaymentOrderWorkflow } from './payment-order';
+import { DATABASE_STEP, LOCAL_DATABASE_STEP, PSP_CALL } from './retry-policies';
+import { PaymentOrderWorkflow, type PollTimings } from './payment-order';
 import { SA } from './search-attributes';
+import { paymentMethodAttachedSignal } from './signals';
 
-type PaymentSteps = Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment'>;
+type PaymentSteps = Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment' | 'cancelPayment' | 'attachPaymentMethod'>;
 const remoteSteps = proxyActivities<PaymentSteps>(DATABASE_STEP);
 const localSteps = proxyLocalActivities<PaymentSteps>(LOCAL_DATABASE_STEP);
+const pspSteps = proxyActivities<Pick<Activities, 'lookupCheckout'>>(PSP_CALL);
 
 export interface PaymentInput {
   payment_id: string;
   merchant_id: string;
   order_ids: string[];
+  /** Set when the buyer pays on the PSP's hosted page: how long to wait for them (v4). */
+  checkout?: { timeout_ms: number };
+  /** How orders with a delayed PSP decision poll (v4); absent → the order workflow's defaults. */
+  psp_poll?: PollTimings;
 }
 
 export interface PaymentState {
   payment_id: string;
   status: PaymentStatus;
-  stage: 'risk_check' | 'orders' | 'done';
+  stage: 'checkout' | 'risk_check' | 'orders' | 'done';
   orders: Record<string, ChargeOutcome['status'] | 'processing'>;
   failure_code: string | null;
 }
 
 export const paymentStatusQuery = defineQuery<PaymentState>('status');
+
+const CHECKOUT_EXPIRED = { code: 'checkout_expired', reason: 'the buyer did not complete the hosted checkout in time' } as const;
 
 /**
  * One checkout (payment event). Risk check first; only an approved payment fans out.
@@ -53,8 +62,29 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
     failure_code: null,
   };
   setHandler(paymentStatusQuery, () => state);
+  let payment_method: string | null = null;
+  setHandler(paymentMethodAttachedSignal, (attached) => {
+    payment_method ??= attached.payment_method; // the first token wins; a duplicate is a no-op
+  });
   // v3: database steps as local activities; histories from before keep the remote ones.
   const steps = patched('local-database-steps') ? localSteps : remoteSteps;
+
+  if (input.checkout !== undefined) {
+    state.status = 'requires_payment_method';
+    state.stage = 'checkout';
+    const attached = await condition(() => payment_method !== null, input.checkout.timeout_ms);
+    // Before giving up, ask the PSP once more: the webhook may be lost or late.
+    if (!attached) payment_method = await pspSteps.lookupCheckout(input.payment_id);
+    if (payment_method === null) {
+      const summary = await steps.cancelPayment(input.payment_id, CHECKOUT_EXPIRED.code, CHECKOUT_EXPIRED.reason);
+      for (const id of input.order_ids) state.orders[id] = 'canceled';
+      return finish(state, summary.status, CHECKOUT_EXPIRED.code);
+    }
+    await steps.attachPaymentMethod(input.payment_id, payment_method);
+    state.status = 'processing';
+    state.stage = 'risk_check';
+    upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'processing' }]);
+  }
 
   const risk = await steps.riskCheck(input.payment_id);
   if (!risk.approved) {
@@ -80,7 +110,7 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
 async function runOrder(input: PaymentInput, order_id: string): Promise<ChargeOutcome> {
   return await executeChild(PaymentOrderWorkflow, {
     workflowId: orderWorkflowId(order_id),
-    args: [{ order_id, payment_id: input.payment_id }],
+    args: [input.psp_poll === undefined ? { order_id, payment_id: input.payment_id } : { order_id, payment_id: input.payment_id, psp_poll: input.psp_poll }],
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     parentClosePolicy: ParentClosePolicy.TERMINATE,
     typedSearchAttributes: [

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/logger';
 import { createMetricsRegistry } from '../../src/metrics';
 import { SA } from '../../src/workflows/search-attributes';
 import { relayOnce } from '../../src/services/workflow-starter';
-import { call, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
+import { call, DEFAULT_TEST_TIMINGS, newMerchant, settled, startTestApi, testOutsideDeps, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 import { freePort } from '../support/processes';
 
 let api: TestApi;
@@ -36,6 +36,7 @@ async function apiWith(down: 'temporal' | 'postgres') {
     registry: createMetricsRegistry('api'),
     commission_bps: 300,
     rate_limit: { per_s: 100, burst: 100 },
+    ...testOutsideDeps(),
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((r) => server.once('listening', () => r()));
@@ -177,7 +178,7 @@ describe('workflows in Temporal', () => {
     try {
       const accepted = await call(`${down.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body(['8.00']) });
       expect(accepted.status).toBe(201);
-      const started = await relayOnce({ db: api.db, temporal: api.temporal, task_queue: api.task_queue, log: createLogger('relay-test', 'silent') }, 0);
+      const started = await relayOnce({ db: api.db, temporal: api.temporal, task_queue: api.task_queue, log: createLogger('relay-test', 'silent'), timings: DEFAULT_TEST_TIMINGS }, 0);
       expect(started).toBeGreaterThanOrEqual(1);
       const done = await waitForPayment(api, key, accepted.body.id, settled);
       expect(done.status).toBe('succeeded');

@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 export interface TestStack {
   children: { name: string; child: ChildProcess }[];
   database_urls: string[];
+  files: string[];
 }
 
 /**
@@ -21,7 +22,7 @@ export default async function globalSetup(): Promise<void> {
   const run_id = randomBytes(4).toString('hex');
   const out = path.join(ROOT, 'test-output');
   fs.mkdirSync(out, { recursive: true });
-  const stack: TestStack = { children: [], database_urls: [] };
+  const stack: TestStack = { children: [], database_urls: [], files: [] };
   (globalThis as { __stack?: TestStack }).__stack = stack;
 
   const database_url = `postgres://postgres@127.0.0.1:5432/payments_test_${run_id}`;
@@ -35,8 +36,11 @@ export default async function globalSetup(): Promise<void> {
   const temporal_port = await freePort();
   const temporal_address = `127.0.0.1:${temporal_port}`;
   const cli = ensureTemporalCli((m) => process.stderr.write(`${m}\n`));
-  const temporal = startDevServer({ cli, port: temporal_port, ui_port: null, db_filename: null, log_file: path.join(out, 'temporal.log') });
+  // A SQLite file rather than memory, so the card-number grep can read Temporal's store too.
+  const temporal_db_file = path.join(out, `temporal-${run_id}.db`);
+  const temporal = startDevServer({ cli, port: temporal_port, ui_port: null, db_filename: temporal_db_file, log_file: path.join(out, 'temporal.log') });
   stack.children.push({ name: 'temporal', child: temporal });
+  stack.files.push(temporal_db_file, `${temporal_db_file}-wal`, `${temporal_db_file}-shm`);
 
   const bundle_path = path.join(out, `workflow-bundle-${run_id}.js`);
   const [bundle] = await Promise.all([
@@ -61,6 +65,7 @@ export default async function globalSetup(): Promise<void> {
     WORKER_METRICS_PORT: '0',
     RISK_BLOCKED_BUYERS: 'buyer_blocked_for_tests',
     TEST_RUN_ID: run_id,
+    TEMPORAL_DB_FILE: temporal_db_file,
   };
   Object.assign(process.env, env);
   const sandbox = spawnTs('sandbox-psp', 'src/sandbox-psp/main.ts', env);

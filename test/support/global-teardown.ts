@@ -11,6 +11,7 @@ export default async function globalTeardown(): Promise<void> {
   for (const url of stack.database_urls) await dropDatabase(url);
   const bundle = process.env.WORKFLOW_BUNDLE_PATH;
   if (bundle !== undefined) fs.rmSync(bundle, { force: true });
+  for (const file of stack.files) fs.rmSync(file, { force: true });
   if (breaks > 0) throw new Error(`ledger verify found ${breaks} break(s) after the suite`);
 }
 

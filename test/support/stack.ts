@@ -6,6 +6,8 @@ import { createLogger } from '../../src/logger';
 import { createMetricsRegistry } from '../../src/metrics';
 import { createMerchant } from '../../src/services/merchants';
 import { sleep } from './processes';
+import { loadEnv, waitTimingsOf, type WaitTimings } from '../../src/config';
+import { createPspClient } from '../../src/psp/client';
 
 function need(name: string): string {
   const value = process.env[name];
@@ -21,14 +23,35 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
+export const TEST_WEBHOOK_SECRET = 'whsec_test_sandbox';
+
+/** Waits as in production unless a test says otherwise (checkout 30 min, polls from 60 s). */
+export const DEFAULT_TEST_TIMINGS: WaitTimings = waitTimingsOf(loadEnv({}));
+
+/** The API's outside-world settings for tests: the suite's sandbox PSP and its webhook secret. */
+export function testOutsideDeps(overrides: { psp_url?: string; timings?: Partial<WaitTimings> } = {}) {
+  return {
+    psp: createPspClient({ base_url: overrides.psp_url ?? need('PSP_URL'), api_key: 'psk_test_sandbox', timeout_ms: 5_000 }),
+    timings: { ...DEFAULT_TEST_TIMINGS, ...overrides.timings },
+    webhook_secrets: [TEST_WEBHOOK_SECRET],
+  };
+}
+
+export interface TestApiOverrides {
+  task_queue?: string;
+  rate_limit?: { per_s: number; burst: number };
+  psp_url?: string;
+  timings?: Partial<WaitTimings>;
+}
+
 /** The real API app on an ephemeral port, talking to the suite's database and Temporal server. */
-export async function startTestApi(overrides: { task_queue?: string; rate_limit?: { per_s: number; burst: number } } = {}): Promise<TestApi> {
+export async function startTestApi(overrides: TestApiOverrides = {}): Promise<TestApi> {
   const db = createDb(need('DATABASE_URL'), 5);
   const connection = await Connection.connect({ address: need('TEMPORAL_ADDRESS') });
   const temporal = new Client({ connection });
   const task_queue = overrides.task_queue ?? need('TEMPORAL_TASK_QUEUE');
   const log = createLogger('api-test', 'warn');
-  const app = createApp({ db, temporal, task_queue, log, registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 } });
+  const app = createApp({ db, temporal, task_queue, log, registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 }, ...testOutsideDeps(overrides) });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const port = (server.address() as AddressInfo).port;
@@ -81,7 +104,8 @@ export async function waitForPayment(api: TestApi, key: string, payment_id: stri
   throw new Error(`payment ${payment_id} did not settle in ${timeout_ms} ms: ${JSON.stringify(last)}`);
 }
 
-export const settled = (p: { status: string }): boolean => p.status !== 'processing';
+const TERMINAL_PAYMENT_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'partially_succeeded', 'canceled']);
+export const settled = (p: { status: string }): boolean => TERMINAL_PAYMENT_STATUSES.has(p.status);
 
 export async function pspStats(order_reference: string): Promise<{ charges_total: number; charges_succeeded: number }> {
   const res = await fetch(`${need('PSP_URL')}/_sandbox/stats?order_reference=${encodeURIComponent(order_reference)}`);

@@ -1,0 +1,37 @@
+import { startAsyncStack, type AsyncStack } from '../support/async-stack';
+import { checkoutBody, createPayment, expectForwardOnly, sandboxEvents, sequenceOf, statusHistory } from '../support/flows';
+import { settled, waitForPayment } from '../support/stack';
+
+/**
+ * Lost webhooks: this stack's sandbox drops every event, so a delayed PSP decision reaches us
+ * only by the order workflow polling the PSP (from 1 s, backing off to 4 s).
+ */
+let stack: AsyncStack;
+beforeAll(async () => {
+  stack = await startAsyncStack('polling', {
+    api_env: { PSP_POLL_INITIAL_MS: '1000', PSP_POLL_MAX_MS: '4000' },
+    sandbox_env: { SANDBOX_WEBHOOK_DROP_RATE: '1' },
+  });
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+it.each([
+  ['tok_review_approve', 'succeeded', null],
+  ['tok_review_decline', 'failed', 'card_declined'],
+])('%s with every webhook dropped still ends %s, through polling', async (token, status, failure_code) => {
+  const created = await createPayment(stack.api.url, stack.key, checkoutBody({ payment_method: token }));
+  const done = await waitForPayment(stack.api, stack.key, created.body.id, settled, 30_000);
+  expect(done.status).toBe(status);
+  expect(done.orders[0].failure_code).toBe(failure_code);
+  const order_id = done.orders[0].id as string;
+  // The PSP did send (and drop) its events; none reached us.
+  const sent = await sandboxEvents(stack.psp_url, done.orders[0].psp_reference);
+  expect(sent.length).toBeGreaterThanOrEqual(2);
+  expect(sent.every((e) => e.status === 'dropped')).toBe(true);
+  expect(await stack.api.db('psp_event').where({ order_id })).toEqual([]);
+  const history = await statusHistory(stack.api.db, created.body.id);
+  expect(sequenceOf(history, order_id)).toEqual(['not_started', 'executing', 'pending', status]);
+  expectForwardOnly(history);
+});

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { createDb, dropDatabase } from '../../src/db';
+import path from 'node:path';
+import { ROOT, freePort, spawnTs, waitForHttp, waitForPoller, type Service } from './processes';
+import { newMerchant, type TestApi } from './stack';
+
+/**
+ * A stack of its own for tests of delayed PSP results and webhooks: an API process, a sandbox
+ * PSP whose webhooks go to that API, and a worker on its own task queue calling that sandbox.
+ * Its own sandbox means its webhook knobs (drop, duplicate, reorder) touch no other suite;
+ * Temporal and the payments database are the suite's. Every process logs to test-output/.
+ */
+export interface AsyncStack {
+  api: TestApi;
+  key: string;
+  psp_url: string;
+  /** The log files of this stack's processes (for the card-number grep). */
+  log_files: string[];
+  sandbox_database_url: string;
+  setKnobs(knobs: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_KNOBS = { duplicate_rate: 0, drop_rate: 0, reorder: false, delay_ms: 0 } as const;
+
+export interface AsyncStackOptions {
+  /** CHECKOUT_TIMEOUT_MS, PSP_POLL_INITIAL_MS, … for the API process. */
+  api_env: Record<string, string>;
+  sandbox_env?: Record<string, string>;
+}
+
+export async function startAsyncStack(name: string, opts: AsyncStackOptions): Promise<AsyncStack> {
+  const id = `${name}-${randomBytes(3).toString('hex')}`;
+  const task_queue = `${String(process.env.TEMPORAL_TASK_QUEUE)}-${id}`;
+  const [psp_port, api_port] = [await freePort(), await freePort()];
+  const psp_url = `http://127.0.0.1:${psp_port}`;
+  const api_url = `http://127.0.0.1:${api_port}`;
+  const sandbox_database_url = `postgres://postgres@127.0.0.1:5432/sandbox_${id.replace(/-/g, '_')}_${String(process.env.TEST_RUN_ID)}`;
+  const shared = { TEMPORAL_TASK_QUEUE: task_queue, PSP_URL: psp_url };
+  const services: Service[] = [
+    spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', {
+      SANDBOX_PORT: String(psp_port),
+      SANDBOX_DATABASE_URL: sandbox_database_url,
+      SANDBOX_WEBHOOK_URL: `${api_url}/webhooks/psp`,
+      SANDBOX_WEBHOOK_BACKOFF_MS: '200',
+      ...opts.sandbox_env,
+    }),
+    spawnTs(`api-${id}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
+    spawnTs(`worker-${id}`, 'src/workers/main.ts', shared),
+  ];
+  const db = createDb(String(process.env.DATABASE_URL), 5);
+  const connection = await Connection.connect({ address: String(process.env.TEMPORAL_ADDRESS) });
+  const stopAll = async (): Promise<void> => {
+    for (const s of [...services].reverse()) await s.stop();
+    await connection.close();
+    await db.destroy();
+  };
+  try {
+    await Promise.all([waitForHttp(`${psp_url}/healthz`), waitForHttp(`${api_url}/healthz`), waitForPoller(String(process.env.TEMPORAL_ADDRESS), task_queue)]);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const api: TestApi = { url: api_url, db, temporal: new Client({ connection }), task_queue, close: stopAll };
+  return {
+    api,
+    key: await newMerchant(db),
+    psp_url,
+    log_files: services.map((s) => path.join(ROOT, 'test-output', `${s.name}.log`)),
+    sandbox_database_url,
+    async setKnobs(knobs) {
+      const res = await fetch(`${psp_url}/_sandbox/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(knobs) });
+      if (!res.ok) throw new Error(`setting webhook knobs failed: HTTP ${res.status} ${await res.text()}`);
+    },
+    async close() {
+      await stopAll();
+      await dropDatabase(sandbox_database_url);
+    },
+  };
+}
