@@ -1,57 +1,75 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import globalSetup from './global-setup';
 import globalTeardown from './global-teardown';
-import { call, newMerchant, settled, startTestApi, waitForPayment } from './stack';
+import { DEFAULT_KNOBS, startAsyncStack, type AsyncStack } from './async-stack';
+import { checkoutBody, createPayment, submitCheckoutForm } from './flows';
+import { settled, waitForPayment } from './stack';
 import { ROOT } from './processes';
 
 /**
- * `npm run histories:record` — runs a few payments through the real stack and writes their
- * workflow histories to test/histories/. The replay test feeds these to the current workflow
- * code, so a change that breaks determinism fails CI. Refresh deliberately: only when a workflow
- * change is meant to be incompatible (and then version it, so running workflows still replay).
+ * `npm run histories:record` — runs payments through the real stack (API, worker and a sandbox
+ * PSP that sends webhooks) and writes their workflow histories to test/histories/. The replay
+ * test feeds these to the current workflow code, so a change that breaks determinism fails CI.
+ * Refresh deliberately: only when a workflow change is meant to be incompatible (and then
+ * version it, so running workflows still replay).
  */
 // One folder per workflow version; older folders stay, so running workflows of every version keep
 // replaying. Bump when a workflow change is recorded (v2: books in one posting; v3: database
-// steps as local activities).
-const HISTORY_SET = 'v3';
+// steps as local activities; v4: hosted checkout, delayed PSP results, webhook signals, polling).
+const HISTORY_SET = 'v4';
 
-const SCENARIOS = [
-  { name: 'two-orders-succeeded', payment_method: 'tok_success', amounts: ['100.00', '25.50'], buyer: undefined },
-  { name: 'declined', payment_method: 'tok_decline', amounts: ['40.00'], buyer: undefined },
-  { name: 'risk-rejected', payment_method: 'tok_success', amounts: ['10.00'], buyer: 'buyer_blocked_for_tests' },
+type Scenario = { name: string; body: ReturnType<typeof checkoutBody>; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown> };
+type Created = { id: string; workflow_id: string; checkout_url: string | null; orders: { id: string }[] };
+
+const RETURN_URL = 'https://shop.example/thanks';
+
+const SCENARIOS: Scenario[] = [
+  { name: 'two-orders-succeeded', body: checkoutBody({ payment_method: 'tok_success', sellers: 2 }) },
+  { name: 'declined', body: checkoutBody({ payment_method: 'tok_decline' }) },
+  { name: 'risk-rejected', body: { ...checkoutBody({ payment_method: 'tok_success' }), buyer: { id: 'buyer_blocked_for_tests' } } },
+  { name: 'review-approved-by-webhook', body: checkoutBody({ payment_method: 'tok_review_approve' }) },
+  { name: 'review-declined-by-polling', body: checkoutBody({ payment_method: 'tok_review_decline' }), knobs: { drop_rate: 1 } },
+  { name: 'three-d-secure', body: checkoutBody({ payment_method: 'tok_requires_action' }), drive: approve3ds },
+  { name: 'hosted-checkout', body: checkoutBody({ return_url: RETURN_URL }), drive: payOnCheckoutPage },
+  { name: 'checkout-expired', body: checkoutBody({ return_url: RETURN_URL }) },
 ];
+
+async function approve3ds(stack: AsyncStack, payment: Created): Promise<void> {
+  const waiting = await waitForPayment(stack.api, stack.key, payment.id, (p) => p.status === 'requires_action');
+  await fetch(waiting.orders[0].next_action.redirect_url, { method: 'POST', body: new URLSearchParams({ action: 'approve' }) });
+}
+
+async function payOnCheckoutPage(_stack: AsyncStack, payment: Created): Promise<void> {
+  await submitCheckoutForm(String(payment.checkout_url), '4242424242424242');
+}
+
+async function record(stack: AsyncStack, s: Scenario, out: string): Promise<void> {
+  await stack.setKnobs({ ...DEFAULT_KNOBS, ...s.knobs });
+  const created = (await createPayment(stack.api.url, stack.key, s.body)).body as Created;
+  await s.drive?.(stack, created);
+  await waitForPayment(stack.api, stack.key, created.id, settled, 60_000);
+  await stack.api.temporal.workflow.getHandle(created.workflow_id).result();
+  const workflows = [{ file: `${s.name}.payment.json`, id: created.workflow_id }];
+  const order_history = await stack.api.temporal.workflow.getHandle(`order-${created.orders[0]?.id}`).fetchHistory().catch(() => null);
+  if (order_history !== null) fs.writeFileSync(path.join(out, `${s.name}.order.json`), `${historyToJSON(order_history)}\n`);
+  for (const { file, id } of workflows) {
+    // One protobufjs copy in the tree (package.json pins it) keeps historyToJSON working.
+    fs.writeFileSync(path.join(out, file), `${historyToJSON(await stack.api.temporal.workflow.getHandle(id).fetchHistory())}\n`);
+  }
+  process.stdout.write(`recorded ${HISTORY_SET}/${s.name}${order_history === null ? '' : ' (+ order)'}\n`);
+}
 
 async function main(): Promise<void> {
   await globalSetup();
-  const api = await startTestApi();
+  const stack = await startAsyncStack('record', { api_env: { CHECKOUT_TIMEOUT_MS: '3000', PSP_POLL_INITIAL_MS: '2000', PSP_POLL_MAX_MS: '4000' } });
   const out = path.join(ROOT, 'test/histories', HISTORY_SET);
   fs.mkdirSync(out, { recursive: true });
   try {
-    const key = await newMerchant(api.db);
-    for (const s of SCENARIOS) {
-      const body = {
-        buyer: { id: s.buyer ?? `buyer_${randomUUID()}` },
-        currency: 'USD',
-        orders: s.amounts.map((amount, i) => ({ seller_id: `seller_${i}`, amount })),
-        payment_method: s.payment_method,
-      };
-      const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body });
-      await waitForPayment(api, key, created.body.id, settled);
-      const parent = api.temporal.workflow.getHandle(created.body.workflow_id);
-      await parent.result();
-      const workflows = [{ file: `${s.name}.payment.json`, id: created.body.workflow_id as string }];
-      if (s.buyer === undefined) workflows.push({ file: `${s.name}.order.json`, id: `order-${created.body.orders[0].id}` });
-      for (const { file, id } of workflows) {
-        // One protobufjs copy in the tree (package.json pins it) keeps historyToJSON working.
-        fs.writeFileSync(path.join(out, file), `${historyToJSON(await api.temporal.workflow.getHandle(id).fetchHistory())}\n`);
-        process.stdout.write(`wrote test/histories/${HISTORY_SET}/${file}\n`);
-      }
-    }
+    for (const s of SCENARIOS) await record(stack, s, out);
   } finally {
-    await api.close();
+    await stack.close();
     await globalTeardown();
   }
 }
