@@ -17,7 +17,11 @@ const USAGE = `usage: payctl <command>
   ledger expire-holds [--limit N]              void holds past their expiry (the worker also does this)
   merchant fee-rule set <merchant_id> --percent-bps N [--currency CUR --fixed AMOUNT]
                                                the merchant's commission (for one currency, or its default)
-  merchant fee-rule list <merchant_id>         the merchant's commission rules`;
+  merchant fee-rule list <merchant_id>         the merchant's commission rules
+  psp-events list [--route R] [--unapplied] [--limit N]
+                                               received PSP webhooks, newest first; route is order,
+                                               payment, unknown (no such object here) or ignored
+  payment history <payment_id>                 every status change of a payment and its orders`;
 
 class UsageError extends Error {}
 
@@ -26,8 +30,9 @@ interface Args {
   flags: Map<string, string | true>;
 }
 
-const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed']);
-const FLAGS = new Set(['--json', ...FLAGS_WITH_VALUE]);
+const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route']);
+const FLAGS = new Set(['--json', '--unapplied', ...FLAGS_WITH_VALUE]);
+const EVENT_ROUTES = new Set(['order', 'payment', 'unknown', 'ignored']);
 
 function parseArgs(argv: string[]): Args {
   const words: string[] = [];
@@ -83,10 +88,56 @@ async function ledgerBalance(db: Knex, args: Args): Promise<number> {
   return 0;
 }
 
-async function ledgerExpireHolds(db: Knex, args: Args): Promise<number> {
-  const limit_flag = args.flags.get('--limit') ?? '1000';
+function limitOf(args: Args, fallback: number): number {
+  const limit_flag = args.flags.get('--limit') ?? String(fallback);
   if (limit_flag === true || !/^[1-9][0-9]{0,5}$/.test(limit_flag)) throw new UsageError('--limit takes a whole number from 1 to 999999');
-  out(`voided ${await expireHolds(db, Number(limit_flag))} expired hold(s)`);
+  return Number(limit_flag);
+}
+
+async function ledgerExpireHolds(db: Knex, args: Args): Promise<number> {
+  out(`voided ${await expireHolds(db, limitOf(args, 1000))} expired hold(s)`);
+  return 0;
+}
+
+interface EventLine {
+  id: string;
+  type: string;
+  route: string;
+  object_id: string;
+  payment_id: string | null;
+  order_id: string | null;
+  note: string | null;
+  deliveries: number;
+  received_at: Date;
+  applied_at: Date | null;
+}
+
+async function pspEventsList(db: Knex, args: Args): Promise<number> {
+  if (args.words.length > 0) throw new UsageError('psp-events list takes no arguments');
+  const route = flagValue(args, '--route');
+  if (route !== undefined && !EVENT_ROUTES.has(route)) throw new UsageError('--route takes order, payment, unknown or ignored');
+  const query = db('psp_event').orderBy([{ column: 'received_at', order: 'desc' }, { column: 'id' }]).limit(limitOf(args, 50));
+  if (route !== undefined) query.where({ route });
+  if (args.flags.has('--unapplied')) query.whereNull('applied_at').whereNot({ route: 'ignored' });
+  const rows = await query.select<EventLine[]>('id', 'type', 'route', 'object_id', 'payment_id', 'order_id', 'note', 'deliveries', 'received_at', 'applied_at');
+  for (const r of rows) {
+    const applied = r.applied_at === null ? 'NOT APPLIED' : `applied ${r.applied_at.toISOString()}`;
+    const target = r.order_id ?? r.payment_id ?? r.object_id;
+    out(args.flags.has('--json') ? JSON.stringify(r) : `${r.received_at.toISOString()} ${r.id} ${r.type} ${r.route} ${target} x${r.deliveries} ${applied}${r.note === null ? '' : ` (${r.note})`}`);
+  }
+  if (rows.length === 0 && !args.flags.has('--json')) out('no events');
+  return 0;
+}
+
+async function paymentHistory(db: Knex, args: Args): Promise<number> {
+  const [payment_id, extra] = args.words;
+  if (payment_id === undefined || extra !== undefined) throw new UsageError('payment history takes one payment id');
+  const rows: { order_id: string | null; from_status: string | null; to_status: string; changed_at: Date }[] = await db('status_history').where({ payment_id }).orderBy('id');
+  if (rows.length === 0) {
+    process.stderr.write(`payctl: no status history for ${payment_id}\n`);
+    return 1;
+  }
+  for (const r of rows) out(args.flags.has('--json') ? JSON.stringify(r) : `${r.changed_at.toISOString()} ${r.order_id ?? payment_id} ${r.from_status ?? '(new)'} -> ${r.to_status}`);
   return 0;
 }
 
@@ -130,6 +181,8 @@ const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'ledger expire-holds': ledgerExpireHolds,
   'merchant fee-rule set': feeRuleSet,
   'merchant fee-rule list': feeRuleList,
+  'psp-events list': pspEventsList,
+  'payment history': paymentHistory,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -65,13 +65,32 @@ async function demoPayment(env: Env): Promise<void> {
   if (created.status !== 201) throw new Error(`demo payment refused: ${created.status} ${JSON.stringify(payment)}`);
   const deadline = Date.now() + DEMO_TIMEOUT_MS;
   let current = payment;
-  while (current.status === 'processing' && Date.now() < deadline) {
+  while (!TERMINAL.has(current.status) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 250));
     current = (await (await fetch(`${api}/v1/payments/${payment.id}`, { headers })).json()) as typeof payment;
   }
   const link = `${env.TEMPORAL_UI_URL}/namespaces/${env.TEMPORAL_NAMESPACE}/workflows/${payment.workflow_id}`;
   process.stdout.write(`\n  demo payment ${payment.id}: ${current.status}\n  Temporal UI: ${link}\n  API: ${api} (key ${env.DEMO_MERCHANT_API_KEY})\n\n`);
   if (current.status !== 'succeeded') throw new Error(`demo payment ended ${current.status}`);
+  await demoHostedCheckout(api, headers);
+}
+
+const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'partially_succeeded', 'canceled']);
+
+/** A second payment without a token: its PSP-hosted page is printed for a person to try. */
+async function demoHostedCheckout(api: string, headers: Record<string, string>): Promise<void> {
+  const body = {
+    buyer: { id: 'demo_buyer' },
+    currency: 'USD',
+    orders: [{ seller_id: 'demo_seller_books', amount: '9.99' }],
+    return_url: `${api}/healthz`,
+  };
+  const created = await fetch(`${api}/v1/payments`, { method: 'POST', headers: { ...headers, 'idempotency-key': randomUUID() }, body: JSON.stringify(body) });
+  const payment = (await created.json()) as { id: string; checkout_url?: string };
+  if (created.status !== 201) throw new Error(`demo checkout refused: ${created.status} ${JSON.stringify(payment)}`);
+  process.stdout.write(`  hosted checkout ${payment.id}: open ${payment.checkout_url} and pay with test card 4242 4242 4242 4242
+
+`);
 }
 
 const running: { temporal: ChildProcess | null; children: Supervised[] } = { temporal: null, children: [] };
@@ -110,7 +129,9 @@ async function main(): Promise<void> {
   await db.destroy();
 
   running.temporal = await startTemporal(env);
-  const child_env = { ...process.env, TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS };
+  // The sandbox sends its webhooks to this API, as a PSP account's dashboard setting would.
+  const webhook_url = `http://${env.API_HOST}:${env.API_PORT}/webhooks/psp`;
+  const child_env = { ...process.env, TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS, SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? webhook_url };
   running.children.push(
     supervise('sandbox-psp', 'src/sandbox-psp/main.ts', child_env, log),
     supervise('worker', 'src/workers/main.ts', child_env, log),

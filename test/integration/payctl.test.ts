@@ -83,6 +83,35 @@ describe('payctl ledger verify', () => {
     expect(balance.code).toBe(1);
   });
 
+  it('lists PSP webhooks by route and shows a payment\'s status history; the database refuses a move backwards', async () => {
+    const url = String(process.env.DATABASE_URL);
+    const db = createDb(url, 1);
+    try {
+      const suffix = randomBytes(6).toString('hex');
+      const merchant_id = `mer_${suffix}`;
+      const payment_id = `pay_${suffix}`;
+      await db('merchant').insert({ id: merchant_id, name: 'history' });
+      await db('payment_event').insert({ id: payment_id, merchant_id, buyer_id: 'b', currency: 'USD', amount_minor: '100', status: 'processing', workflow_id: `payment-${payment_id}` });
+      await db('payment_event').where({ id: payment_id }).update({ status: 'pending' });
+      await db('payment_event').where({ id: payment_id }).update({ status: 'succeeded' });
+      await expect(db('payment_event').where({ id: payment_id }).update({ status: 'processing' })).rejects.toThrow(/may not move from succeeded to processing/);
+      const history = await payctl(['payment', 'history', payment_id], url);
+      expect(history.code).toBe(0);
+      expect(history.stdout.trim().split('\n').map((l) => l.split(' ').slice(2).join(' '))).toEqual(['(new) -> processing', 'processing -> pending', 'pending -> succeeded']);
+      expect((await payctl(['payment', 'history', 'pay_missing'], url)).code).toBe(1);
+
+      const event_id = `evt_unknown_${suffix}`;
+      await db('psp_event').insert({ id: event_id, type: 'charge.succeeded', object_id: `ch_${suffix}`, route: 'unknown', note: 'no order ord_x', payload: '{}' });
+      const unknown = await payctl(['psp-events', 'list', '--route', 'unknown', '--unapplied'], url);
+      expect(unknown.code).toBe(0);
+      expect(unknown.stdout).toContain(`${event_id} charge.succeeded unknown ch_${suffix} x1 NOT APPLIED (no order ord_x)`);
+      expect((await payctl(['psp-events', 'list', '--route', 'order', '--limit', '100'], url)).stdout).not.toContain(event_id);
+      expect((await payctl(['psp-events', 'list', '--route', 'bogus'], url)).code).toBe(2);
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('answers a usage error with exit code 2', async () => {
     const result = await payctl(['ledger', 'frobnicate'], String(process.env.DATABASE_URL));
     expect(result.code).toBe(2);
