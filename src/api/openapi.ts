@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../domain/errors';
 import { BalanceList, CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource, TransactionList } from './schemas';
+import { PspEventSchema } from '../services/psp-events';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
 
@@ -38,11 +39,15 @@ export function openApiDocument() {
       '/v1/payments': {
         post: {
           summary: 'Create a payment event (one checkout, one order per seller)',
+          description:
+            'With `payment_method` (a PSP token) the charge starts at once. Without it the answer has status `requires_payment_method` and a `checkout_url` on the PSP: ' +
+            'send the buyer there; after paying they return to `return_url` and the payment proceeds (unpaid after CHECKOUT_TIMEOUT_MS → `canceled`, `checkout_expired`). ' +
+            'Statuses: requires_payment_method → processing → (requires_action | pending) → succeeded | failed | partially_succeeded | canceled; they only move forward.',
           parameters: [idempotencyKey],
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreatePayment' } } } },
           responses: {
             '201': { description: 'Created (or replayed)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } },
-            ...errorResponses({ '400': 'Invalid request', '401': 'Missing or invalid API key', '409': 'Idempotency key in use', '413': 'Body too large', '422': 'Idempotency key reused with a different body', '429': 'Rate limited (see Retry-After)' }),
+            ...errorResponses({ '400': 'Invalid request', '401': 'Missing or invalid API key', '409': 'Idempotency key in use', '413': 'Body too large', '422': 'Idempotency key reused with a different body', '429': 'Rate limited (see Retry-After)', '503': 'The PSP could not open a hosted checkout (psp_unavailable); nothing stored, retry with the same key' }),
           },
         },
         get: {
@@ -85,6 +90,22 @@ export function openApiDocument() {
             { name: 'starting_after', in: 'query', schema: { type: 'string' } },
           ],
           responses: { '200': { description: 'A page', content: { 'application/json': { schema: { $ref: '#/components/schemas/TransactionList' } } } }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/webhooks/psp': {
+        post: {
+          summary: 'PSP webhook receiver (called by the PSP, not by merchants)',
+          description:
+            'Verifies `Psp-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t." + raw body>` against every configured secret (PSP_WEBHOOK_SECRETS), 300 s tolerance; ' +
+            'stores the event once by its id (a redelivery is counted, and applied again if it never was), routes it to the order or payment workflow as a signal, ' +
+            'and answers 200 once stored. Unknown objects are kept (route `unknown`) for operators; events about terminal objects are kept and ignored.',
+          security: [],
+          parameters: [{ name: 'Psp-Signature', in: 'header', required: true, schema: { type: 'string', maxLength: 4096 } }],
+          requestBody: { required: true, content: { 'application/json': { schema: schema(PspEventSchema, 'input') } } },
+          responses: {
+            '200': { description: 'Stored (and applied, or left for the sweeper)', content: { 'application/json': { schema: { type: 'object', properties: { received: { type: 'boolean' }, duplicate: { type: 'boolean' }, route: { enum: ['order', 'payment', 'unknown', 'ignored'] } } } } } },
+            ...errorResponses({ '400': 'Bad signature (webhook_signature_invalid), malformed JSON (invalid_json) or not an event (webhook_event_invalid); nothing stored', '413': 'Body too large' }),
+          },
         },
       },
       '/healthz': { get: { summary: 'PostgreSQL and Temporal reachability', security: [], responses: { '200': { description: 'Healthy' }, '503': { description: 'A dependency is down' } } } },

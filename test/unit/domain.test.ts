@@ -1,5 +1,5 @@
 import { capturePosting, assertBalanced, postPendingPosting, type EntryDraft } from '../../src/domain/ledger';
-import { derivePaymentStatus, assertOrderMove } from '../../src/domain/status';
+import { derivePaymentStatus, assertOrderMove, orderStatusesBefore, statusRank } from '../../src/domain/status';
 import { evaluateRiskRules, parseRiskRules } from '../../src/domain/risk';
 import { requestHash } from '../../src/services/idempotency';
 import { fromZod, httpStatusOf } from '../../src/api/errors';
@@ -13,6 +13,25 @@ describe('payment status', () => {
     expect(derivePaymentStatus(['succeeded', 'failed'])).toBe('partially_succeeded');
     expect(derivePaymentStatus(['succeeded', 'executing'])).toBe('processing');
     expect(derivePaymentStatus(['not_started'])).toBe('processing');
+  });
+
+  it('shows the most urgent wait while any order is open, and canceled only when every order is', () => {
+    expect(derivePaymentStatus(['pending', 'executing'])).toBe('pending');
+    expect(derivePaymentStatus(['pending', 'requires_action', 'succeeded'])).toBe('requires_action');
+    expect(derivePaymentStatus(['canceled', 'canceled'])).toBe('canceled');
+    expect(derivePaymentStatus(['canceled', 'failed'])).toBe('failed');
+    expect(derivePaymentStatus(['canceled', 'succeeded'])).toBe('partially_succeeded');
+  });
+
+  it('ranks statuses like the database trigger: waiting states are peers, terminal ones final', () => {
+    expect(() => assertOrderMove('pending', 'requires_action')).not.toThrow();
+    expect(() => assertOrderMove('requires_action', 'pending')).not.toThrow();
+    expect(() => assertOrderMove('pending', 'executing')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('canceled', 'succeeded')).toThrow(/not allowed/);
+    expect(orderStatusesBefore('pending')).toEqual(['not_started', 'executing', 'requires_action', 'pending']);
+    expect(orderStatusesBefore('succeeded')).toEqual(['not_started', 'executing', 'requires_action', 'pending']);
+    expect(orderStatusesBefore('executing')).toEqual(['not_started', 'executing']);
+    expect(statusRank('requires_payment_method')).toBeLessThan(statusRank('processing'));
   });
 
   it('never lets an order status move backwards or leave a terminal state', () => {
