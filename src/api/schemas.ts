@@ -1,22 +1,13 @@
 import { z } from 'zod';
 import { LIMITS } from '../config';
+import { httpUrlSchema } from '../domain/http-url';
 import { ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/status';
 
 // Request and response shapes. The OpenAPI document is generated from these (src/api/openapi.ts).
 
 const DecimalAmount = z.string().describe('Decimal string in the currency\'s units, e.g. "12.34" (USD) or "1000" (JPY); never a JSON number');
 
-const HttpUrl = z
-  .string()
-  .max(LIMITS.url_chars_max)
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an absolute http or https URL');
+const HttpUrl = httpUrlSchema(LIMITS.url_chars_max);
 
 export const CreatePaymentBody = z.strictObject({
   buyer: z.strictObject({

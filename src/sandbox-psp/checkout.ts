@@ -1,6 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { httpUrlSchema } from '../domain/http-url';
 import type { Deps } from './app';
 import { checkCard, TEST_CARDS, CARD_LIMITS, type AcceptedCard, type CardForm } from './cards';
 import { completeSession, findOrInsertSession, getSession, lockSession, type SessionRow } from './checkout-store';
@@ -21,17 +22,7 @@ export const CHECKOUT_LIMITS = {
   filter_chars_max: 255,
 } as const;
 
-const httpUrl = z
-  .string()
-  .max(CHECKOUT_LIMITS.url_chars_max)
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an http or https URL');
+const httpUrl = httpUrlSchema(CHECKOUT_LIMITS.url_chars_max);
 
 const SessionBodySchema = z.strictObject({
   client_reference: z.string().min(1).max(CHECKOUT_LIMITS.client_reference_chars_max),
