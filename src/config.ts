@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   CHECKOUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(7 * 86_400_000).default(30 * 60_000),
   PSP_POLL_INITIAL_MS: z.coerce.number().int().min(500).max(86_400_000).default(60_000),
   PSP_POLL_MAX_MS: z.coerce.number().int().min(500).max(86_400_000).default(3_600_000),
+  // A waiting order continues as new before its history grows past this many events.
+  WAIT_HISTORY_EVENTS_MAX: z.coerce.number().int().min(20).max(40_000).default(2_000),
   // Every webhook signing secret currently accepted, comma separated (old and new during rotation).
   PSP_WEBHOOK_SECRETS: z.string().min(8).max(4_096).default('whsec_test_sandbox'),
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(200).max(600_000).default(5_000),
@@ -58,11 +60,12 @@ export interface WaitTimings {
   checkout_timeout_ms: number;
   poll_initial_ms: number;
   poll_max_ms: number;
+  history_events_max: number;
 }
 
 export function waitTimingsOf(env: Env): WaitTimings {
   if (env.PSP_POLL_MAX_MS < env.PSP_POLL_INITIAL_MS) throw new Error('invalid environment: PSP_POLL_MAX_MS must be at least PSP_POLL_INITIAL_MS');
-  return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS };
+  return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS, history_events_max: env.WAIT_HISTORY_EVENTS_MAX };
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {

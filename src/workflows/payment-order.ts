@@ -22,13 +22,15 @@ const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'appl
 export interface PollTimings {
   initial_ms: number;
   max_ms: number;
+  /**
+   * Waiting days costs a timer and a poll per backoff step; well before the history grows large
+   * the order continues as new (the charge is found again by its idempotency key).
+   */
+  history_events_max?: number;
 }
 
-// Inputs from before v4 carry no timings; these are the production defaults (src/config.ts).
-const DEFAULT_POLL: PollTimings = { initial_ms: 60_000, max_ms: 3_600_000 };
-// Waiting days costs a timer and a poll per backoff step; well before the history grows large
-// the order continues as new (the charge is found again by its idempotency key).
-const HISTORY_EVENTS_MAX = 2_000;
+// Inputs without timings get the production defaults (src/config.ts).
+const DEFAULT_POLL: Required<PollTimings> = { initial_ms: 60_000, max_ms: 3_600_000, history_events_max: 2_000 };
 
 export interface PaymentOrderInput {
   order_id: string;
@@ -88,7 +90,7 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
  * recorded before v4 never reach this (their charges were always decided at once).
  */
 async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, latest: () => PspChargeUpdate | null): Promise<ChargeOutcome> {
-  const poll = input.psp_poll ?? DEFAULT_POLL;
+  const poll = { ...DEFAULT_POLL, ...input.psp_poll };
   let outcome = first;
   let seen_version = outcome.psp_version ?? 0;
   let wait_ms = poll.initial_ms;
@@ -105,7 +107,7 @@ async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, lat
       wait_ms = Math.min(wait_ms * 2, poll.max_ms);
     }
     if (outcome.status !== before) upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
-    if (WAITING.has(outcome.status) && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_EVENTS_MAX)) {
+    if (WAITING.has(outcome.status) && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > poll.history_events_max)) {
       await continueAsNew<typeof PaymentOrderWorkflow>(input);
     }
   }
