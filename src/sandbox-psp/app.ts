@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -7,6 +7,7 @@ import type { Logger } from '../logger';
 import {
   ERROR_CODES,
   IDEMPOTENCY_KEY_CHARS_MAX,
+  parseWith,
   readIdempotencyKey,
   SandboxError,
   type ChargeJson,
@@ -16,15 +17,21 @@ import {
 import { createAdminRouter, createCheckoutPages, getCheckoutSession, postCheckoutSession } from './checkout';
 import { getPaymentMethod } from './checkout-store';
 import type { NewEvent } from './events';
+import { createFaultAdminRouter, holdWithoutAnswer, refuseByFaults, type FaultKnobState } from './faults';
+import { insertAttempt, type Attempt, type RequestOutcome } from './request-log';
 import { createThreeDSecurePages } from './three-d-secure';
 import { enqueueEvent, type EventDeps } from './webhooks';
 import {
+  applyChargeAction,
+  CHARGE_ACTION_RULES,
   countCharges,
   findOrInsertCharge,
   getCharge,
   insertCharge,
   listCharges,
   ping,
+  type ActionResult,
+  type ChargeAction,
   type ChargeFilter,
   type ChargeStatus,
   type NewCharge,
@@ -146,11 +153,15 @@ function unixSeconds(at: Date): number {
 }
 
 // A Record over every status, so a new status does not compile until it has an event type.
+// A capture is reported as charge.succeeded, like any other charge that succeeds.
 const CHARGE_EVENT_TYPES: Readonly<Record<ChargeStatus, string>> = {
   pending: 'charge.pending',
   requires_action: 'charge.requires_action',
+  authorized: 'charge.authorized',
   succeeded: 'charge.succeeded',
   failed: 'charge.failed',
+  canceled: 'charge.canceled',
+  refunded: 'charge.refunded',
 };
 
 /**
@@ -186,6 +197,8 @@ const ChargeBodySchema = z.strictObject({
       message: `must have at most ${SANDBOX_LIMITS.metadata_keys_max} keys`,
     })
     .optional(),
+  /** false: only authorize; POST /v1/charges/:id/capture takes the money later. */
+  capture: z.boolean().optional(),
 });
 
 type ChargeBody = z.infer<typeof ChargeBodySchema>;
@@ -223,8 +236,15 @@ async function outcomeFor(db: Knex, payment_method: string): Promise<Outcome> {
 function requestHash(body: ChargeBody): string {
   const metadata =
     body.metadata === undefined ? null : Object.entries(body.metadata).sort(([a], [b]) => (a < b ? -1 : 1));
-  const canonical = [body.amount, body.currency, body.payment_method, body.order_reference, metadata];
+  const canonical: unknown[] = [body.amount, body.currency, body.payment_method, body.order_reference, metadata];
+  // Only a non-default capture joins the hash, so keys stored before the field keep matching.
+  if (body.capture === false) canonical.push({ capture: false });
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** A capture, void or refund asks for one thing on one charge; the (empty) body adds nothing. */
+function actionHash(action: ChargeAction, charge_id: string): string {
+  return createHash('sha256').update(JSON.stringify(['action', action, charge_id])).digest('hex');
 }
 
 /** Exactly one of idempotency_key / order_reference, as a single non-empty string. */
@@ -290,17 +310,74 @@ function toSandboxError(err: unknown): SandboxError | null {
   return null;
 }
 
-function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err: unknown, _req, res, next) => {
+/** Every POST under /v1/charges moves money (or tries to): each attempt goes to the request log. */
+function isMoneyPost(req: Request<unknown>): boolean {
+  return req.method === 'POST' && /^\/v1\/charges(\/|$)/.test(pathOf(req));
+}
+
+function pathOf(req: Request<unknown>): string {
+  return req.originalUrl.split('?')[0] ?? '';
+}
+
+const CHARGE_ACTION_PATH = /^\/v1\/charges\/([^/]+)\/[^/]+$/;
+
+function attemptOf(req: Request<unknown>, outcome: RequestOutcome, http_status: number | null): Attempt {
+  const path = pathOf(req);
+  const body_reference = (req.body as { order_reference?: unknown } | undefined)?.order_reference;
+  const order_reference =
+    path.replace(/\/+$/, '') === '/v1/charges' && typeof body_reference === 'string' && body_reference.length > 0
+      ? body_reference
+      : null;
+  const key = req.get('Idempotency-Key');
+  return {
+    method: req.method,
+    path,
+    order_reference,
+    charge_id: CHARGE_ACTION_PATH.exec(path)?.[1] ?? null,
+    idempotency_key: key === undefined || key.length === 0 ? null : key,
+    outcome,
+    http_status,
+  };
+}
+
+/** Written before the answer leaves; a failure to write is logged, never turned into an error. */
+async function recordAttempt(
+  deps: Deps,
+  req: Request<unknown>,
+  res: Response,
+  outcome: RequestOutcome,
+  http_status: number | null,
+): Promise<void> {
+  res.locals['attempt_recorded'] = true;
+  try {
+    await insertAttempt(deps.db, attemptOf(req, outcome, http_status));
+  } catch (err) {
+    requestLogger(res, deps.log).warn({ err }, 'request log write failed');
+  }
+}
+
+function outcomeOf(code: ErrorCode, status: number): RequestOutcome {
+  if (code === 'psp_unavailable') return 'fault_503';
+  if (code === 'rate_limited') return 'rate_limited_429';
+  if (code === 'card_declined' || code === 'insufficient_funds') return 'declined';
+  return status < 500 ? 'error_4xx' : 'error_5xx';
+}
+
+/** Declared with four parameters: that is how express tells an error handler from a route. */
+function errorHandler(deps: Deps) {
+  return async (err: unknown, req: Request, res: Response, next: NextFunction): Promise<void> => {
     // Too late for a JSON error (a reply is half written): let express drop the connection.
     if (res.headersSent) return next(err);
     let known = toSandboxError(err);
     if (known === null) {
       // Details stay in the log; the caller learns only that it was our fault.
-      requestLogger(res, log).error({ err }, 'unhandled error');
+      requestLogger(res, deps.log).error({ err }, 'unhandled error');
       known = new SandboxError('internal_error', 'internal error');
     }
     const { type, status } = ERROR_CODES[known.code];
+    if (isMoneyPost(req) && res.locals['attempt_recorded'] !== true) {
+      await recordAttempt(deps, req, res, outcomeOf(known.code, status), status);
+    }
     res.locals['error_code'] = known.code;
     const error = { type, code: known.code, message: known.message, param: known.param, charge: known.charge };
     res.status(status).json({ error });
@@ -313,12 +390,26 @@ function errorHandler(log: Logger): ErrorRequestHandler {
 export interface Deps extends EventDeps {
   log: Logger;
   public_url: string;
+  faults: FaultKnobState;
+}
+
+/**
+ * capture false holds the money (status authorized) only for a charge that would succeed at
+ * once; a decline is stored failed as usual. Review and 3-D Secure charges decide later, and
+ * authorizing those is not modelled: refused rather than silently captured.
+ */
+function applyCapture(outcome: Outcome, capture: boolean): Outcome {
+  if (capture) return outcome;
+  if (outcome.review_decision !== null || outcome.status === 'requires_action') {
+    invalidParam('capture', 'capture false is not supported for review or 3-D Secure payment methods');
+  }
+  return outcome.status === 'succeeded' ? { ...outcome, status: 'authorized' } : outcome;
 }
 
 async function newChargeFrom(deps: Deps, body: ChargeBody, idempotency_key: string): Promise<NewCharge> {
   const { config } = deps;
   const amount_minor = BigInt(body.amount);
-  const outcome = await outcomeFor(deps.db, body.payment_method);
+  const outcome = applyCapture(await outcomeFor(deps.db, body.payment_method), body.capture ?? true);
   const decide_at = outcome.review_decision === null ? null : new Date(Date.now() + config.review_delay_ms);
   return {
     idempotency_key,
@@ -329,6 +420,7 @@ async function newChargeFrom(deps: Deps, body: ChargeBody, idempotency_key: stri
     payment_method: body.payment_method,
     ...outcome,
     decide_at,
+    // For an authorized charge this is the fee capture will take; nothing is taken before.
     fee_minor: computeFeeMinor(amount_minor, config.fee_bps, config.fee_fixed_minor),
   };
 }
@@ -342,14 +434,18 @@ async function storeCharge(deps: Deps, fresh: NewCharge): Promise<{ charge: Stor
     return { charge: await insertCharge(deps.db, fresh, on_inserted), replayed: false };
   }
   const result = await findOrInsertCharge(deps.db, fresh, on_inserted);
-  if (result.replayed && result.charge.request_hash !== fresh.request_hash) {
-    throw new SandboxError(
-      'idempotency_key_reused',
-      'Idempotency-Key was already used with different request parameters',
-      'Idempotency-Key',
-    );
+  if (result.kind === 'key_reused' || (result.kind === 'replayed' && result.charge.request_hash !== fresh.request_hash)) {
+    keyReused();
   }
-  return result;
+  return { charge: result.charge, replayed: result.kind === 'replayed' };
+}
+
+function keyReused(): never {
+  throw new SandboxError(
+    'idempotency_key_reused',
+    'Idempotency-Key was already used with different request parameters',
+    'Idempotency-Key',
+  );
 }
 
 /**
@@ -366,20 +462,103 @@ function sendCharge(res: Response, charge: StoredCharge, urls: ChargeUrls): void
   throw new SandboxError(code, charge.failure_message ?? 'Your card was declined.', undefined, json);
 }
 
+/** What a money-moving POST decided, committed before anything is answered. */
+interface ChargeReply {
+  charge: StoredCharge;
+  replayed: boolean;
+}
+
+/**
+ * The answering half of every money-moving POST: latency, then the timeout fault, then the
+ * answer. Everything here runs after the commit: a caller that times out or dies meanwhile
+ * leaves a charge it never heard about, the unknown-outcome case the payment app must recover
+ * from. The refusing half (rate limit, 503) is refuseByFaults, in front of the route.
+ */
+function moneyPost<P>(deps: Deps, decide: (req: Request<P>, res: Response) => Promise<ChargeReply>) {
+  return async (req: Request<P>, res: Response): Promise<void> => {
+    const { charge, replayed } = await decide(req, res);
+    const { latency_ms, timeout_hold_ms } = deps.faults.get();
+    if (latency_ms > 0) await sleep(latency_ms);
+    if (deps.faults.timeoutNow()) {
+      await recordAttempt(deps, req, res, 'timeout_after_commit', null);
+      requestLogger(res, deps.log).info({ charge_id: charge.id, hold_ms: timeout_hold_ms }, 'answer withheld (timeout fault)');
+      await holdWithoutAnswer(res, timeout_hold_ms);
+      return;
+    }
+    // A decline is answered by the error handler (a 402 card error), which logs it as declined.
+    if (charge.status !== 'failed') await recordAttempt(deps, req, res, 'ok', 200);
+    if (replayed) res.set('Idempotent-Replayed', 'true');
+    sendCharge(res, charge, deps);
+  };
+}
+
 function postCharge(deps: Deps) {
-  return async (req: Request, res: Response): Promise<void> => {
+  return moneyPost(deps, async (req: Request, res) => {
     const idempotency_key = readIdempotencyKey(req);
     const fresh = await newChargeFrom(deps, parseChargeBody(req.body), idempotency_key);
     const { charge, replayed } = await storeCharge(deps, fresh);
     const fields = { charge_id: charge.id, order_reference: charge.order_reference, idempotency_key, replayed };
     const event = replayed ? 'charge replayed' : 'charge created';
     requestLogger(res, deps.log).info({ ...fields, status: charge.status }, event);
-    // The charge is committed before the wait: a caller that times out or dies meanwhile leaves
-    // a charge it never heard about, the unknown-outcome case the payment app must recover from.
-    if (deps.config.latency_ms > 0) await sleep(deps.config.latency_ms);
-    if (replayed) res.set('Idempotent-Replayed', 'true');
-    sendCharge(res, charge, deps);
-  };
+    return { charge, replayed };
+  });
+}
+
+// capture, void and refund take no parameters (full amounts only); an empty object is allowed.
+const ActionBodySchema = z.strictObject({}).optional();
+
+const ACTION_REFUSALS: Readonly<Record<ChargeAction, { code: ErrorCode; verb: string }>> = {
+  capture: { code: 'charge_not_capturable', verb: 'captured' },
+  void: { code: 'charge_not_voidable', verb: 'voided' },
+  refund: { code: 'charge_not_refundable', verb: 'refunded' },
+};
+
+function refusal(action: ChargeAction, charge: StoredCharge, urls: ChargeUrls): SandboxError {
+  const { code, verb } = ACTION_REFUSALS[action];
+  const { from } = CHARGE_ACTION_RULES[action];
+  const message = `charge ${charge.id} is ${charge.status}: only a ${from} charge can be ${verb}`;
+  return new SandboxError(code, message, undefined, toChargeJson(charge, urls));
+}
+
+function replyFor(action: ChargeAction, charge_id: string, result: ActionResult, urls: ChargeUrls): ChargeReply {
+  switch (result.kind) {
+    case 'missing':
+      throw new SandboxError('resource_missing', `no such charge: ${charge_id}`, 'id');
+    case 'key_reused':
+      return keyReused();
+    case 'refused':
+      throw refusal(action, result.charge, urls);
+    case 'replayed':
+      return { charge: result.charge, replayed: true };
+    case 'changed':
+    case 'unchanged':
+      return { charge: result.charge, replayed: false };
+  }
+}
+
+/**
+ * POST /v1/charges/:id/{capture,void,refund}. Idempotent by the charge's state in every mode
+ * (capturing a succeeded charge answers it as is); the Idempotency-Key additionally replays the
+ * first answer, except in ignore-idempotency mode, which ignores keys here too.
+ */
+function postChargeAction(deps: Deps, action: ChargeAction) {
+  return moneyPost<{ id: string }>(deps, async (req, res) => {
+    const idempotency_key = readIdempotencyKey(req);
+    parseWith(ActionBodySchema, req.body);
+    const charge_id = req.params.id;
+    const request = {
+      charge_id,
+      action,
+      idempotency_key: deps.config.ignore_idempotency ? null : idempotency_key,
+      request_hash: actionHash(action, charge_id),
+    };
+    const result = await applyChargeAction(deps.db, request, async (trx, charge) => {
+      await enqueueEvent(trx, deps, chargeEvent(charge, deps));
+    });
+    const fields = { charge_id, action, idempotency_key, result: result.kind };
+    requestLogger(res, deps.log).info('charge' in result ? { ...fields, status: result.charge.status } : fields, 'charge action');
+    return replyFor(action, charge_id, result, deps);
+  });
 }
 
 function getChargeById(deps: Deps) {
@@ -439,7 +618,12 @@ export function createSandboxApp(deps: Deps): express.Express {
   app.use(requestLog(deps.log));
   app.get('/healthz', health(deps.db, deps.log));
   app.get('/_sandbox/stats', stats(deps.db));
-  app.use('/_sandbox', express.json({ limit: SANDBOX_LIMITS.body_bytes_max }), createAdminRouter(deps));
+  app.use(
+    '/_sandbox',
+    express.json({ limit: SANDBOX_LIMITS.body_bytes_max }),
+    createAdminRouter(deps),
+    createFaultAdminRouter(deps),
+  );
   // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
   app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
   app.use('/checkout', createCheckoutPages(deps));
@@ -447,12 +631,17 @@ export function createSandboxApp(deps: Deps): express.Express {
   app.use('/3ds', createThreeDSecurePages(deps, (charge) => chargeEvent(charge, deps)));
   // Authentication comes before body parsing: an unauthenticated caller gets 401, not a JSON error.
   app.use('/v1', requireApiKey(deps.config.api_key), express.json({ limit: SANDBOX_LIMITS.body_bytes_max }));
-  app.post('/v1/charges', postCharge(deps));
+  // Fault knobs touch only these POSTs, never a GET: a caller can always ask what happened.
+  const faults = refuseByFaults(deps.faults);
+  app.post('/v1/charges', faults, postCharge(deps));
+  for (const action of Object.keys(CHARGE_ACTION_RULES) as ChargeAction[]) {
+    app.post(`/v1/charges/:id/${action}`, faults, postChargeAction(deps, action));
+  }
   app.get('/v1/charges', listChargesBy(deps));
   app.get('/v1/charges/:id', getChargeById(deps));
   app.post('/v1/checkout_sessions', postCheckoutSession(deps));
   app.get('/v1/checkout_sessions/:id', getCheckoutSession(deps));
   app.use(routeNotFound);
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(deps));
   return app;
 }

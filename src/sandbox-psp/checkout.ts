@@ -6,7 +6,7 @@ import type { Deps } from './app';
 import { checkCard, TEST_CARDS, CARD_LIMITS, type AcceptedCard, type CardForm } from './cards';
 import { completeSession, findOrInsertSession, getSession, lockSession, type SessionRow } from './checkout-store';
 import { WEBHOOK_KNOB_LIMITS } from './config';
-import { readIdempotencyKey, SandboxError } from './errors';
+import { parseWith, readIdempotencyKey, SandboxError } from './errors';
 import { listEvents, toEventListItem, type EventFilter } from './events';
 import { enqueueEvent } from './webhooks';
 
@@ -37,16 +37,6 @@ const KnobsBodySchema = z.strictObject({
   reorder_hold_ms: z.number().int().min(0).max(WEBHOOK_KNOB_LIMITS.reorder_hold_ms_max).optional(),
   delay_ms: z.number().int().min(0).max(WEBHOOK_KNOB_LIMITS.delay_ms_max).optional(),
 });
-
-function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const param = issue === undefined || issue.path.length === 0 ? undefined : issue.path.join('.');
-  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  if (keys.length > 0) throw new SandboxError('parameter_invalid', `unknown parameter: ${keys.join(', ')}`, keys[0]);
-  throw new SandboxError('parameter_invalid', param === undefined ? 'invalid request body' : (issue?.message ?? ''), param);
-}
 
 // ---------------------------------------------------------------------------------------------
 // API: POST and GET /v1/checkout_sessions (mounted behind the API key and JSON parser in app.ts).

@@ -26,6 +26,14 @@ const REORDER_HOLD_MS_MAX = 600_000;
 const REORDER_HOLD_MS_DEFAULT = 300;
 const WEBHOOK_BACKOFF_MS_MAX = 60_000;
 const SECRET_CHARS_MIN = 8;
+// Fault knobs. A countdown above a thousand requests is a typo rather than a test.
+const COUNTDOWN_MAX = 1_000;
+const RETRY_AFTER_S_MAX = 600;
+const RETRY_AFTER_S_DEFAULT = 1;
+const RATE_LIMIT_PER_S_MAX = 100_000;
+const TIMEOUT_HOLD_MS_MAX = 600_000;
+// Longer than any sensible client timeout, so the caller gives up before the socket is cut.
+const TIMEOUT_HOLD_MS_DEFAULT = 30_000;
 
 /** A probability written as a decimal between 0 and 1, e.g. "0", "0.25", "1". */
 const rateVar = (fallback: string) =>
@@ -62,12 +70,50 @@ const SandboxEnvSchema = z.object({
   SANDBOX_WEBHOOK_REORDER: z.enum(['0', '1']).default('0'),
   SANDBOX_WEBHOOK_DELAY_MS: intVar(0, WEBHOOK_DELAY_MS_MAX, 0),
   SANDBOX_WEBHOOK_REORDER_HOLD_MS: intVar(0, REORDER_HOLD_MS_MAX, REORDER_HOLD_MS_DEFAULT),
+  SANDBOX_FAULT_ERROR_RATE: rateVar('0'),
+  SANDBOX_FAULT_FAIL_NEXT: intVar(0, COUNTDOWN_MAX, 0),
+  SANDBOX_FAULT_RETRY_AFTER_S: intVar(0, RETRY_AFTER_S_MAX, RETRY_AFTER_S_DEFAULT),
+  SANDBOX_FAULT_RATE_LIMIT_PER_S: intVar(0, RATE_LIMIT_PER_S_MAX, 0),
+  SANDBOX_FAULT_TIMEOUT_AFTER_CHARGE_RATE: rateVar('0'),
+  SANDBOX_FAULT_TIMEOUT_NEXT: intVar(0, COUNTDOWN_MAX, 0),
+  SANDBOX_FAULT_TIMEOUT_HOLD_MS: intVar(0, TIMEOUT_HOLD_MS_MAX, TIMEOUT_HOLD_MS_DEFAULT),
 });
 
 export const WEBHOOK_KNOB_LIMITS = {
   delay_ms_max: WEBHOOK_DELAY_MS_MAX,
   reorder_hold_ms_max: REORDER_HOLD_MS_MAX,
 } as const;
+
+export const FAULT_KNOB_LIMITS = {
+  countdown_max: COUNTDOWN_MAX,
+  retry_after_s_max: RETRY_AFTER_S_MAX,
+  rate_limit_per_s_max: RATE_LIMIT_PER_S_MAX,
+  timeout_hold_ms_max: TIMEOUT_HOLD_MS_MAX,
+  latency_ms_max: LATENCY_MS_MAX,
+} as const;
+
+/**
+ * Misbehaviour of the PSP's API itself, applied to the money-moving POSTs under /v1/charges;
+ * changeable at runtime via /_sandbox/faults. Countdowns go down by one per request they hit.
+ */
+export interface FaultKnobs {
+  /** Share of requests answered 503 psp_unavailable before anything is done. */
+  error_rate: number;
+  /** The next N requests are answered 503 psp_unavailable, then it is back to 0. */
+  fail_next: number;
+  /** Retry-After on a 503; 0 sends no header. */
+  retry_after_s: number;
+  /** Token bucket over the requests, refilled at this rate; 0 is off. */
+  rate_limit_per_s: number;
+  /** Share of processed requests that commit, then get no answer (the caller times out). */
+  timeout_after_charge_rate: number;
+  /** The next N processed requests commit, then get no answer. */
+  timeout_next: number;
+  /** How long an unanswered request is held before its socket is destroyed. */
+  timeout_hold_ms: number;
+  /** Wait between commit and answer. */
+  latency_ms: number;
+}
 
 /** Misbehaviour a real PSP's webhook delivery shows; changeable at runtime via /_sandbox/webhooks. */
 export interface WebhookKnobs {
@@ -87,7 +133,6 @@ export interface SandboxConfig {
   api_key: string;
   /** When true every POST creates a charge: the mode that makes our own duplicates visible. */
   ignore_idempotency: boolean;
-  latency_ms: number;
   fee_bps: number;
   fee_fixed_minor: bigint;
   /** Base of the URLs handed to buyers; null means http://<host>:<bound port>. */
@@ -97,6 +142,8 @@ export interface SandboxConfig {
   webhook_secret: string;
   webhook_backoff_ms: number;
   webhook_knobs: WebhookKnobs;
+  /** Start values of the fault knobs. */
+  fault_knobs: FaultKnobs;
 }
 
 export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): SandboxConfig {
@@ -112,7 +159,6 @@ export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): Sand
     database_url: env.SANDBOX_DATABASE_URL,
     api_key: env.SANDBOX_API_KEY,
     ignore_idempotency: env.SANDBOX_IGNORE_IDEMPOTENCY === '1',
-    latency_ms: env.SANDBOX_LATENCY_MS,
     fee_bps: env.SANDBOX_FEE_BPS,
     fee_fixed_minor: BigInt(env.SANDBOX_FEE_FIXED_MINOR),
     public_url: env.SANDBOX_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
@@ -126,6 +172,16 @@ export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): Sand
       reorder: env.SANDBOX_WEBHOOK_REORDER === '1',
       reorder_hold_ms: env.SANDBOX_WEBHOOK_REORDER_HOLD_MS,
       delay_ms: env.SANDBOX_WEBHOOK_DELAY_MS,
+    },
+    fault_knobs: {
+      error_rate: env.SANDBOX_FAULT_ERROR_RATE,
+      fail_next: env.SANDBOX_FAULT_FAIL_NEXT,
+      retry_after_s: env.SANDBOX_FAULT_RETRY_AFTER_S,
+      rate_limit_per_s: env.SANDBOX_FAULT_RATE_LIMIT_PER_S,
+      timeout_after_charge_rate: env.SANDBOX_FAULT_TIMEOUT_AFTER_CHARGE_RATE,
+      timeout_next: env.SANDBOX_FAULT_TIMEOUT_NEXT,
+      timeout_hold_ms: env.SANDBOX_FAULT_TIMEOUT_HOLD_MS,
+      latency_ms: env.SANDBOX_LATENCY_MS,
     },
   };
 }

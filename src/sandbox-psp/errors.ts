@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import type { z } from 'zod';
 import type { ChargeStatus } from './store';
 
 /**
@@ -8,7 +9,13 @@ import type { ChargeStatus } from './store';
 
 export const IDEMPOTENCY_KEY_CHARS_MAX = 255;
 
-type ErrorType = 'invalid_request_error' | 'authentication_error' | 'idempotency_error' | 'card_error' | 'api_error';
+type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'idempotency_error'
+  | 'card_error'
+  | 'rate_limit_error'
+  | 'api_error';
 
 export const ERROR_CODES = {
   invalid_api_key: { type: 'authentication_error', status: 401 },
@@ -22,6 +29,13 @@ export const ERROR_CODES = {
   insufficient_funds: { type: 'card_error', status: 402 },
   resource_missing: { type: 'invalid_request_error', status: 404 },
   route_not_found: { type: 'invalid_request_error', status: 404 },
+  // The charge is in a state the action does not apply to; its body carries the charge as is.
+  charge_not_capturable: { type: 'invalid_request_error', status: 409 },
+  charge_not_voidable: { type: 'invalid_request_error', status: 409 },
+  charge_not_refundable: { type: 'invalid_request_error', status: 409 },
+  // Fault knobs (faults.ts): refused before anything was done, so a retry is always safe.
+  rate_limited: { type: 'rate_limit_error', status: 429 },
+  psp_unavailable: { type: 'api_error', status: 503 },
   internal_error: { type: 'api_error', status: 500 },
 } as const satisfies Record<string, { type: ErrorType; status: number }>;
 
@@ -71,4 +85,15 @@ export function readIdempotencyKey(req: Request): string {
     );
   }
   return key;
+}
+
+/** Strict body validation: the first problem becomes 400 parameter_invalid naming its field. */
+export function parseWith<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const param = issue === undefined || issue.path.length === 0 ? undefined : issue.path.join('.');
+  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
+  if (keys.length > 0) throw new SandboxError('parameter_invalid', `unknown parameter: ${keys.join(', ')}`, keys[0]);
+  throw new SandboxError('parameter_invalid', param === undefined ? 'invalid request body' : (issue?.message ?? ''), param);
 }

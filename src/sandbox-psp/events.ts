@@ -63,7 +63,7 @@ registerSchema(`
 `);
 
 /** A fair coin weighted by `rate` (0..1), from the CSPRNG so it needs no seed handling. */
-function chance(rate: number): boolean {
+export function chance(rate: number): boolean {
   if (rate <= 0) return false;
   if (rate >= 1) return true;
   return randomInt(RATE_SCALE) < rate * RATE_SCALE;

@@ -3,14 +3,16 @@ import { createDb, ensureDatabase, type Knex } from '../db';
 import { createLogger, type Logger } from '../logger';
 import { chargeEvent, createSandboxApp, type Deps } from './app';
 import { loadSandboxConfig } from './config';
+import { FaultKnobState } from './faults';
 import { createSchema } from './store';
 import { startBackgroundLoop, WebhookKnobState, type BackgroundLoop } from './webhooks';
 
 /** Entry point of the sandbox PSP process: `tsx src/sandbox-psp/main.ts`. */
 
 const DB_POOL_MAX = 10;
-// In-flight requests (a latency-knob POST can take up to a minute) get this long to finish on
-// shutdown; after that their connections are cut so SIGTERM always ends the process.
+// In-flight requests (a latency-knob POST can take up to a minute, a timeout-fault one is held
+// for minutes) get this long to finish on shutdown; after that their connections are cut so
+// SIGTERM always ends the process.
 const SHUTDOWN_GRACE_MS = 5_000;
 
 async function listen(app: ReturnType<typeof createSandboxApp>, port: number, host: string): Promise<Server> {
@@ -59,7 +61,8 @@ async function main(): Promise<void> {
   await createSchema(db);
   const knobs = new WebhookKnobState(config.webhook_knobs);
   // The public URL needs the bound port (SANDBOX_PORT may be 0), so it is filled in after listen.
-  const deps: Deps = { db, config, log, knobs, public_url: config.public_url ?? '' };
+  const faults = new FaultKnobState(config.fault_knobs);
+  const deps: Deps = { db, config, log, knobs, faults, public_url: config.public_url ?? '' };
   const server = await listen(createSandboxApp(deps), config.port, config.host);
   // Loopback, not SANDBOX_HOST: a bind address such as 0.0.0.0 is no URL a browser can open.
   deps.public_url = config.public_url ?? `http://127.0.0.1:${boundPort(server)}`;
@@ -70,7 +73,7 @@ async function main(): Promise<void> {
     port: boundPort(server),
     host: config.host,
     mode,
-    latency_ms: config.latency_ms,
+    fault_knobs: config.fault_knobs,
     review_delay_ms: config.review_delay_ms,
     webhook_knobs: config.webhook_knobs,
   };

@@ -14,8 +14,19 @@ const CHARGE_ID_BYTES = 12;
 const SCHEMA_LOCK_NAMESPACE = 0x5350; // "SP"
 const SCHEMA_LOCK_ID = 1;
 
-/** `requires_action`: waiting for the buyer's 3-D Secure click, which decides it. */
-export type ChargeStatus = 'pending' | 'requires_action' | 'succeeded' | 'failed';
+/**
+ * `requires_action`: waiting for the buyer's 3-D Secure click, which decides it.
+ * `authorized`: created with capture false, money held until capture (→ succeeded) or void
+ * (→ canceled). `refunded`: a succeeded charge given back in full.
+ */
+export type ChargeStatus =
+  | 'pending'
+  | 'requires_action'
+  | 'authorized'
+  | 'succeeded'
+  | 'failed'
+  | 'canceled'
+  | 'refunded';
 /** What a charge under review turns into once its decide_at passes. */
 export type ReviewDecision = 'approve' | 'decline';
 export const DECIDE_BATCH_MAX = 50;
@@ -80,8 +91,18 @@ const SCHEMA_SQL = `
   alter table sandbox_charge add column if not exists updated_at timestamptz not null default now();
   alter table sandbox_charge drop constraint if exists sandbox_charge_status_check;
   alter table sandbox_charge add constraint sandbox_charge_status_check
-    check (status in ('pending', 'requires_action', 'succeeded', 'failed'));
+    check (status in ('pending', 'requires_action', 'authorized', 'succeeded', 'failed', 'canceled', 'refunded'));
   create index if not exists sandbox_charge_decide_at_idx on sandbox_charge (decide_at) where status = 'pending';
+  -- One row per Idempotency-Key used on capture, void or refund: the request it was used for and
+  -- the charge as answered, so a retry with the key gets the same answer.
+  create table if not exists sandbox_charge_action (
+    idempotency_key text primary key,
+    request_hash text not null,
+    charge_id text not null references sandbox_charge (id),
+    action text not null check (action in ('capture', 'void', 'refund')),
+    charge_snapshot jsonb not null,
+    created_at timestamptz not null default clock_timestamp()
+  );
 `;
 
 /** Extra schemas (checkout, events) register here so one locked transaction creates them all. */
@@ -139,28 +160,40 @@ export async function insertCharge(db: Knex, charge: NewCharge, on_inserted: OnC
   });
 }
 
+export type FindOrInsertResult =
+  | { kind: 'inserted' | 'replayed'; charge: StoredCharge }
+  /** The key was already used on a capture, void or refund: a different request. */
+  | { kind: 'key_reused' };
+
 /**
  * Normal mode. The advisory lock serialises every request carrying the same key (across
- * processes too), so the check-then-insert cannot race; a request that waited sees the charge
- * the first one committed. The oldest charge wins should ignore mode have stored several.
- * `on_inserted` runs only for a new charge: a replay reports nothing new.
+ * processes too, and with capture/void/refund using it), so the check-then-insert cannot race;
+ * a request that waited sees the charge the first one committed. The oldest charge wins should
+ * ignore mode have stored several. `on_inserted` runs only for a new charge: a replay reports
+ * nothing new.
  */
 export async function findOrInsertCharge(
   db: Knex,
   charge: NewCharge,
   on_inserted: OnChargeStored,
-): Promise<{ charge: StoredCharge; replayed: boolean }> {
-  return await db.transaction(async (trx) => {
-    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [charge.idempotency_key]);
+): Promise<FindOrInsertResult> {
+  return await db.transaction(async (trx): Promise<FindOrInsertResult> => {
+    await lockIdempotencyKey(trx, charge.idempotency_key);
     const existing = await trx<ChargeRow>('sandbox_charge')
       .where({ idempotency_key: charge.idempotency_key })
       .orderBy([{ column: 'created_at' }, { column: 'id' }])
       .first();
-    if (existing !== undefined) return { charge: fromRow(existing as ChargeRow), replayed: true };
+    if (existing !== undefined) return { kind: 'replayed', charge: fromRow(existing as ChargeRow) };
+    if ((await findActionRecord(trx, charge.idempotency_key)) !== null) return { kind: 'key_reused' };
     const inserted = await insertWith(trx, charge);
     await on_inserted(trx, inserted);
-    return { charge: inserted, replayed: false };
+    return { kind: 'inserted', charge: inserted };
   });
+}
+
+/** One key, one lock: charge creation and capture/void/refund share the key space, as at Stripe. */
+async function lockIdempotencyKey(trx: Knex.Transaction, idempotency_key: string): Promise<void> {
+  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [idempotency_key]);
 }
 
 export async function getCharge(db: Knex, id: string): Promise<StoredCharge | null> {
@@ -274,4 +307,137 @@ export async function authenticateCharge(
 
 export async function ping(db: Knex): Promise<void> {
   await db.raw('select 1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture, void, refund: one status change each, decided under the charge's row lock.
+
+export type ChargeAction = 'capture' | 'void' | 'refund';
+
+/** From which status an action moves a charge, and to which; any other status refuses it. */
+export const CHARGE_ACTION_RULES: Readonly<Record<ChargeAction, { from: ChargeStatus; to: ChargeStatus }>> = {
+  capture: { from: 'authorized', to: 'succeeded' },
+  void: { from: 'authorized', to: 'canceled' },
+  refund: { from: 'succeeded', to: 'refunded' },
+};
+
+export interface ActionRequest {
+  charge_id: string;
+  action: ChargeAction;
+  /** null in ignore-idempotency mode: the key is neither recorded nor looked up. */
+  idempotency_key: string | null;
+  request_hash: string;
+}
+
+/**
+ * `changed`: this request moved the charge. `unchanged`: it was already where the action leads
+ * (idempotent by state). `replayed`: the key was used before for this same request; the charge
+ * is as answered then. `refused`: the charge's status does not allow the action.
+ */
+export type ActionResult =
+  | { kind: 'missing' }
+  | { kind: 'key_reused' }
+  | { kind: 'replayed' | 'changed' | 'unchanged' | 'refused'; charge: StoredCharge };
+
+interface ActionRecordRow {
+  request_hash: string;
+  charge_snapshot: SnapshotJson;
+}
+
+/** A charge row as JSON (bigints as digit strings, times as ISO strings). */
+type SnapshotJson = Omit<ChargeRow, 'created_at' | 'updated_at' | 'decide_at'> & {
+  created_at: string;
+  updated_at: string;
+  decide_at: string | null;
+};
+
+function toSnapshot(charge: StoredCharge): SnapshotJson {
+  return {
+    ...charge,
+    amount_minor: charge.amount_minor.toString(),
+    fee_minor: charge.fee_minor.toString(),
+    created_at: charge.created_at.toISOString(),
+    updated_at: charge.updated_at.toISOString(),
+    decide_at: charge.decide_at?.toISOString() ?? null,
+  };
+}
+
+function fromSnapshot(snapshot: SnapshotJson): StoredCharge {
+  return {
+    ...snapshot,
+    amount_minor: BigInt(snapshot.amount_minor),
+    fee_minor: BigInt(snapshot.fee_minor),
+    created_at: new Date(snapshot.created_at),
+    updated_at: new Date(snapshot.updated_at),
+    decide_at: snapshot.decide_at === null ? null : new Date(snapshot.decide_at),
+  };
+}
+
+async function findActionRecord(trx: Knex.Transaction, idempotency_key: string): Promise<ActionRecordRow | null> {
+  const row = (await trx('sandbox_charge_action')
+    .where({ idempotency_key })
+    .first('request_hash', 'charge_snapshot')) as ActionRecordRow | undefined;
+  return row ?? null;
+}
+
+/** Same key, same request: the recorded answer. A key from a charge creation is another request. */
+async function replayByKey(trx: Knex.Transaction, request: ActionRequest): Promise<ActionResult | null> {
+  if (request.idempotency_key === null) return null;
+  await lockIdempotencyKey(trx, request.idempotency_key);
+  const record = await findActionRecord(trx, request.idempotency_key);
+  if (record !== null) {
+    if (record.request_hash !== request.request_hash) return { kind: 'key_reused' };
+    return { kind: 'replayed', charge: fromSnapshot(record.charge_snapshot) };
+  }
+  const used_by_charge = await trx('sandbox_charge').where({ idempotency_key: request.idempotency_key }).first('id');
+  return used_by_charge === undefined ? null : { kind: 'key_reused' };
+}
+
+async function recordAction(trx: Knex.Transaction, request: ActionRequest, charge: StoredCharge): Promise<void> {
+  if (request.idempotency_key === null) return;
+  await trx('sandbox_charge_action').insert({
+    idempotency_key: request.idempotency_key,
+    request_hash: request.request_hash,
+    charge_id: charge.id,
+    action: request.action,
+    charge_snapshot: JSON.stringify(toSnapshot(charge)),
+  });
+}
+
+/**
+ * Applies capture, void or refund. The row lock makes two concurrent actions on one charge
+ * decide once: the second waits, then finds the status already moved. Only answers that carry
+ * the charge as a success (changed, unchanged) are recorded under the key; a refusal is not,
+ * so a retry after the charge has moved on is decided afresh. `on_changed` runs in the same
+ * transaction (to record the webhook event atomically with the status change).
+ */
+export async function applyChargeAction(
+  db: Knex,
+  request: ActionRequest,
+  on_changed: OnChargeStored,
+): Promise<ActionResult> {
+  return await db.transaction(async (trx): Promise<ActionResult> => {
+    const replay = await replayByKey(trx, request);
+    if (replay !== null) return replay;
+    const row = (await trx<ChargeRow>('sandbox_charge').where({ id: request.charge_id }).forUpdate().first()) as
+      | ChargeRow
+      | undefined;
+    if (row === undefined) return { kind: 'missing' };
+    const { from, to } = CHARGE_ACTION_RULES[request.action];
+    if (row.status === to) {
+      const charge = fromRow(row);
+      await recordAction(trx, request, charge);
+      return { kind: 'unchanged', charge };
+    }
+    if (row.status !== from) return { kind: 'refused', charge: fromRow(row) };
+    const [moved] = (await trx<ChargeRow>('sandbox_charge')
+      .where({ id: row.id, status: from })
+      .update({ status: to, version: row.version + 1, updated_at: trx.fn.now() as unknown as Date })
+      .returning('*')) as ChargeRow[];
+    if (moved === undefined) throw new Error(`assertion: locked charge ${row.id} vanished`);
+    const charge = fromRow(moved);
+    await on_changed(trx, charge);
+    await recordAction(trx, request, charge);
+    return { kind: 'changed', charge };
+  });
 }

@@ -395,7 +395,8 @@ describe('sandbox PSP request checks', () => {
     ['a decimal string amount', { amount: '12.30' }, 'amount'],
     ['a 19-digit amount', { amount: '1234567890123456789' }, 'amount'],
     ['a lowercase currency', { currency: 'usd' }, 'currency'],
-    ['an unknown field', { capture: true }, 'capture'],
+    ['an unknown field', { captured: true }, 'captured'],
+    ['a non-boolean capture', { capture: 'false' }, 'capture'],
     ['an empty order reference', { order_reference: '' }, 'order_reference'],
     ['too many metadata keys', { metadata: manyMetadataKeys(21) }, 'metadata'],
   ])('rejects %s with 400 parameter_invalid', async (_label, overrides, param) => {
