@@ -4,6 +4,7 @@ import * as m002 from './002_ledger_holds_fees';
 import * as m003 from './003_faster_posting';
 import * as m004 from './004_balance_check_per_transaction';
 import * as m005 from './005_async_psp_and_webhooks';
+import * as m006 from './006_needs_attention';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -15,6 +16,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['003_faster_posting', m003],
   ['004_balance_check_per_transaction', m004],
   ['005_async_psp_and_webhooks', m005],
+  ['006_needs_attention', m006],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -38,9 +38,15 @@ const EnvSchema = z.object({
   PSP_POLL_MAX_MS: z.coerce.number().int().min(500).max(86_400_000).default(3_600_000),
   // A waiting order continues as new before its history grows past this many events.
   WAIT_HISTORY_EVENTS_MAX: z.coerce.number().int().min(20).max(40_000).default(2_000),
+  // Attempts per PSP call before an order is parked as needs_attention (src/workflows/retry-policies.ts).
+  PSP_CALL_ATTEMPTS_MAX: z.coerce.number().int().min(1).max(100).default(12),
+  // Operators' key for /v1/ops (retry/cancel parked orders); unset = the ops routes are off.
+  ADMIN_API_KEY: z.string().min(16).max(255).optional(),
   // Every webhook signing secret currently accepted, comma separated (old and new during rotation).
   PSP_WEBHOOK_SECRETS: z.string().min(8).max(4_096).default('whsec_test_sandbox'),
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(200).max(600_000).default(5_000),
+  // Only events at least this old are swept: younger ones are still the receiving request's job.
+  WEBHOOK_SWEEP_MIN_AGE_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(30_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -55,17 +61,18 @@ export function parseWebhookSecrets(value: string): string[] {
   return secrets;
 }
 
-/** How long workflows wait on buyers and the PSP; passed in as workflow input (workflows read no env). */
+/** How long workflows wait and retry; passed in as workflow input (workflows read no env). */
 export interface WaitTimings {
   checkout_timeout_ms: number;
   poll_initial_ms: number;
   poll_max_ms: number;
   history_events_max: number;
+  psp_attempts_max: number;
 }
 
 export function waitTimingsOf(env: Env): WaitTimings {
   if (env.PSP_POLL_MAX_MS < env.PSP_POLL_INITIAL_MS) throw new Error('invalid environment: PSP_POLL_MAX_MS must be at least PSP_POLL_INITIAL_MS');
-  return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS, history_events_max: env.WAIT_HISTORY_EVENTS_MAX };
+  return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS, history_events_max: env.WAIT_HISTORY_EVENTS_MAX, psp_attempts_max: env.PSP_CALL_ATTEMPTS_MAX };
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {

@@ -23,4 +23,4 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { ChargeOutcome, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';
+export type { ChargeOutcome, OperatorCommand, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';

@@ -52,7 +52,7 @@ type OutcomeRow = Pick<OrderRow, 'id' | 'status' | 'psp_reference' | 'failure_co
 
 function outcomeOf(row: OutcomeRow): ChargeOutcome {
   const { status } = row;
-  assert(status !== 'not_started' && status !== 'executing', `order ${row.id} has a charge outcome`);
+  assert(status !== 'not_started' && status !== 'executing' && status !== 'needs_attention', `order ${row.id} has a charge outcome`);
   return { order_id: row.id, status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message, psp_version: row.psp_version };
 }
 
@@ -81,7 +81,39 @@ function toActivityFailure(err: PspError): ApplicationFailure {
   });
 }
 
+const FAILURE_MESSAGE_CHARS_MAX = 1_000;
+
+function rethrowPsp(err: unknown): never {
+  throw err instanceof PspError ? toActivityFailure(err) : err;
+}
+
 export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
+  /** Moves a parked (or to-be-parked) order and refreshes its payment's status, in one transaction. */
+  async function moveForOperator(order_id: string, to: 'needs_attention' | 'executing', failure: { failure_code: string | null; failure_message: string | null }): Promise<void> {
+    const order = await loadOrder(db, order_id);
+    if (order.status === to) {
+      // A repeat after a crash, or parked again (a failed cancel): keep the newest reason.
+      if (to === 'needs_attention') await db('payment_order').where({ id: order_id, status: to }).update({ ...failure, updated_at: db.fn.now() });
+      return;
+    }
+    assertOrderMove(order.status, to);
+    await db.transaction(async (trx) => {
+      await trx('payment_order').where({ id: order_id, status: order.status }).update({ status: to, ...failure, updated_at: trx.fn.now() });
+      await storeDerivedStatus(trx, order.payment_id);
+    });
+  }
+
+  /** Void an authorization, refund a capture; a decline or a void/refund already done needs nothing. */
+  async function giveBack(charge: PspCharge, order_id: string): Promise<PspCharge> {
+    const key = `${order_id}:cancel`;
+    if (charge.status === 'authorized') return await withHeartbeat(psp.voidCharge(charge.id, key)).catch(rethrowPsp);
+    if (charge.status === 'succeeded') return await withHeartbeat(psp.refundCharge(charge.id, key)).catch(rethrowPsp);
+    if (charge.status === 'pending' || charge.status === 'requires_action') {
+      throw ApplicationFailure.nonRetryable(`charge ${charge.id} is still ${charge.status} at the PSP; cancel once it is decided`, 'ChargeUndecided');
+    }
+    return charge;
+  }
+
   /**
    * Moves the order to the outcome, forward only: a terminal order, or news older than what is
    * stored (by the PSP's charge version), changes nothing and the stored state is answered.
@@ -207,6 +239,41 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       }
     },
 
+    /**
+     * Dead letter: the PSP step ran out of retries. The order waits for an operator with the last
+     * error as its reason; nothing about the charge is assumed (the PSP may or may not have it).
+     */
+    async parkOrder(order_id: string, reason: string): Promise<void> {
+      await moveForOperator(order_id, 'needs_attention', { failure_code: 'retries_exhausted', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX) });
+      log.warn({ order_id, reason }, 'order needs attention');
+    },
+
+    /** An operator's retry: the parked order goes back to `executing` and is charged again (same key). */
+    async resumeOrder(order_id: string): Promise<void> {
+      await moveForOperator(order_id, 'executing', { failure_code: null, failure_message: null });
+      log.info({ order_id }, 'order retried by an operator');
+    },
+
+    /**
+     * An operator's cancel. A charge the PSP may hold is given back first: an authorization is
+     * voided, a capture refunded; an undecided charge cannot be cancelled yet (non-retryable).
+     */
+    async cancelOrder(order_id: string, reason: string): Promise<ChargeOutcome> {
+      const order = await loadOrder(db, order_id);
+      if (isOrderTerminal(order.status)) return outcomeOf(order);
+      assert(order.status === 'needs_attention', `order ${order_id} is parked before it is cancelled`);
+      const charge = order.charge_attempts === 0 ? null : await withHeartbeat(psp.findChargeByIdempotencyKey(order.id)).catch(rethrowPsp);
+      const given_back = charge === null ? null : await giveBack(charge, order.id);
+      await db.transaction(async (trx) => {
+        await trx('payment_order')
+          .where({ id: order_id, status: 'needs_attention' })
+          .update({ status: 'canceled', failure_code: 'canceled_by_operator', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX), psp_reference: given_back?.id ?? order.psp_reference, updated_at: trx.fn.now() });
+        await storeDerivedStatus(trx, order.payment_id);
+      });
+      log.info({ order_id, psp_reference: given_back?.id ?? null, psp_status: given_back?.status ?? null }, 'order cancelled by an operator');
+      return outcomeOf(await loadOrder(db, order_id));
+    },
+
     recordCapture,
     // The two steps of workflows started before the books became one posting (see the patch in
     // PaymentOrderWorkflow): each does the whole step, which is idempotent.
@@ -229,8 +296,13 @@ function capturedOrder(order: OrderRow): CapturedOrder {
   };
 }
 
+/** Charge statuses an order takes over as they are; the others only follow our own void/refund. */
+const CHARGE_TO_ORDER_STATUS = { succeeded: 'succeeded', failed: 'failed', pending: 'pending', requires_action: 'requires_action' } as const;
+
 function outcomeOfCharge(order: OrderRow, charge: PspCharge): ChargeOutcome {
   assert(charge.order_reference === order.id, `PSP charge ${charge.id} belongs to order ${order.id}`);
   assert(BigInt(charge.amount) === BigInt(order.amount_minor), `PSP charge ${charge.id} amount matches the order`);
-  return { order_id: order.id, status: charge.status, psp_reference: charge.id, failure_code: charge.failure_code, failure_message: charge.failure_message, psp_version: charge.version };
+  assert(charge.status in CHARGE_TO_ORDER_STATUS, `PSP charge ${charge.id} is ${charge.status}, which an automatic-capture order never asks for`);
+  const status = CHARGE_TO_ORDER_STATUS[charge.status as keyof typeof CHARGE_TO_ORDER_STATUS];
+  return { order_id: order.id, status, psp_reference: charge.id, failure_code: charge.failure_code, failure_message: charge.failure_message, psp_version: charge.version };
 }

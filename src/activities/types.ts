@@ -31,3 +31,10 @@ export interface PaymentMethodAttached {
   event_id: string;
   payment_method: string;
 }
+
+/** The `operatorCommand` signal: what to do with an order parked as `needs_attention`. */
+export interface OperatorCommand {
+  action: 'retry' | 'cancel';
+  reason: string;
+  requested_by: string;
+}

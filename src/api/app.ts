@@ -15,6 +15,7 @@ import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
 import { webhooksRouter } from './webhooks';
+import { opsRouter } from './ops';
 import type { WaitTimings } from '../config';
 import type { PspClient } from '../psp/client';
 import type { StarterDeps } from '../services/workflow-starter';
@@ -30,6 +31,7 @@ export interface AppDeps {
   psp: PspClient;
   timings: WaitTimings;
   webhook_secrets: readonly string[];
+  admin_api_key?: string;
 }
 
 export function starterDepsOf(deps: Pick<AppDeps, 'db' | 'temporal' | 'task_queue' | 'log' | 'timings'>): StarterDeps {
@@ -57,6 +59,8 @@ export function createApp(deps: AppDeps): Express {
   const starter = starterDepsOf(deps);
   // Before /v1 and its JSON parser: the webhook route reads the raw bytes it verifies.
   app.use('/webhooks', webhooksRouter({ db: deps.db, temporal: deps.temporal, starter, log: deps.log, secrets: deps.webhook_secrets }));
+
+  app.use('/v1/ops', opsRouter({ db: deps.db, temporal: deps.temporal, log: deps.log, admin_api_key: deps.admin_api_key }));
 
   const v1 = express.Router();
   v1.use(authenticate(deps.db));

@@ -32,12 +32,12 @@ async function main(): Promise<void> {
     psp: createPspClient({ base_url: env.PSP_URL, api_key: env.PSP_API_KEY, timeout_ms: env.PSP_TIMEOUT_MS }),
     timings: waitTimingsOf(env),
     webhook_secrets,
+    admin_api_key: env.ADMIN_API_KEY,
   };
   const app = createApp(deps);
   const starter = starterDepsOf(deps);
   const relay = runRelay(starter, { interval_ms: env.RELAY_INTERVAL_MS, grace_ms: env.RELAY_GRACE_MS });
-  // Events older than one sweep interval were given their chance by the request that stored them.
-  const sweeper = runPeriodically('psp_event_sweep', env.WEBHOOK_SWEEP_INTERVAL_MS, log, () => sweepUnappliedEvents({ db, temporal, starter, log }, env.WEBHOOK_SWEEP_INTERVAL_MS));
+  const sweeper = runPeriodically('psp_event_sweep', env.WEBHOOK_SWEEP_INTERVAL_MS, log, () => sweepUnappliedEvents({ db, temporal, starter, log }, env.WEBHOOK_SWEEP_MIN_AGE_MS));
   const server = app.listen(env.API_PORT, env.API_HOST, () => log.info({ port: env.API_PORT, host: env.API_HOST }, 'api listening'));
 
   const shutdown = (signal: string) => {

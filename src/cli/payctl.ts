@@ -1,4 +1,7 @@
+import { Client, Connection } from '@temporalio/client';
 import { loadEnv } from '../config';
+import { createLogger } from '../logger';
+import { commandOrder, listParkedOrders } from '../services/operator';
 import { createDb, type Knex } from '../db';
 import { formatAmount, isCurrency, parseAmount } from '../domain/money';
 import { AppError } from '../domain/errors';
@@ -21,7 +24,12 @@ const USAGE = `usage: payctl <command>
   psp-events list [--route R] [--unapplied] [--limit N]
                                                received PSP webhooks, newest first; route is order,
                                                payment, unknown (no such object here) or ignored
-  payment history <payment_id>                 every status change of a payment and its orders`;
+  payment history <payment_id>                 every status change of a payment and its orders
+  order list --status needs_attention [--limit N]
+                                               parked orders (PSP retries ran out) with their reason
+  order retry <order_id> [--reason R]          charge a parked order again (same idempotency key)
+  order cancel <order_id> --reason R           cancel a parked order (a possible charge is voided or
+                                               refunded at the PSP first)`;
 
 class UsageError extends Error {}
 
@@ -30,7 +38,7 @@ interface Args {
   flags: Map<string, string | true>;
 }
 
-const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route']);
+const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route', '--status', '--reason']);
 const FLAGS = new Set(['--json', '--unapplied', ...FLAGS_WITH_VALUE]);
 const EVENT_ROUTES = new Set(['order', 'payment', 'unknown', 'ignored']);
 
@@ -175,6 +183,34 @@ async function feeRuleList(db: Knex, args: Args): Promise<number> {
   return 0;
 }
 
+async function orderList(db: Knex, args: Args): Promise<number> {
+  if (args.words.length > 0) throw new UsageError('order list takes no arguments');
+  if (flagValue(args, '--status') !== 'needs_attention') throw new UsageError('order list needs --status needs_attention');
+  const orders = await listParkedOrders(db, limitOf(args, 100));
+  for (const o of orders) out(args.flags.has('--json') ? JSON.stringify(o) : `${o.id} payment ${o.payment_id} seller ${o.seller_id} parked since ${o.updated_at.toISOString()}: ${o.failure_message ?? o.failure_code ?? '?'}`);
+  if (orders.length === 0 && !args.flags.has('--json')) out('no orders need attention');
+  return 0;
+}
+
+function orderCommand(action: 'retry' | 'cancel') {
+  return async (db: Knex, args: Args): Promise<number> => {
+    const [order_id, extra] = args.words;
+    if (order_id === undefined || extra !== undefined) throw new UsageError(`order ${action} takes one order id`);
+    const reason = flagValue(args, '--reason');
+    if (action === 'cancel' && reason === undefined) throw new UsageError('order cancel needs --reason (it is kept on the order)');
+    const env = loadEnv();
+    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+    try {
+      const temporal = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      const order = await commandOrder({ db, temporal, log: createLogger('payctl', 'silent') }, order_id, { action, reason: reason ?? `${action} by operator`, requested_by: `payctl:${process.env.USER ?? 'unknown'}` });
+      out(`${action} sent to order ${order.id} (payment ${order.payment_id}); its workflow carries it out`);
+      return 0;
+    } finally {
+      await connection.close();
+    }
+  };
+}
+
 const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'ledger verify': ledgerVerify,
   'ledger balance': ledgerBalance,
@@ -183,6 +219,9 @@ const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'merchant fee-rule list': feeRuleList,
   'psp-events list': pspEventsList,
   'payment history': paymentHistory,
+  'order list': orderList,
+  'order retry': orderCommand('retry'),
+  'order cancel': orderCommand('cancel'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -26,7 +26,7 @@ export const PspChargeSchema = z.object({
   id: z.string(),
   amount: z.string().regex(/^[0-9]+$/),
   currency: z.string().length(3),
-  status: z.enum(['succeeded', 'failed', 'pending', 'requires_action']),
+  status: z.enum(['succeeded', 'failed', 'pending', 'requires_action', 'authorized', 'canceled', 'refunded']),
   failure_code: z.string().max(255).nullable(),
   failure_message: z.string().max(1_000).nullable(),
   fee: z.string().regex(/^[0-9]+$/),
@@ -68,6 +68,10 @@ export interface PspClient {
   createCharge(input: CreateChargeInput): Promise<PspCharge>;
   findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null>;
   getCharge(charge_id: string): Promise<PspCharge>;
+  /** Releases an authorization (nothing was taken). Idempotent by the charge's state. */
+  voidCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
+  /** Gives a captured charge back in full. Idempotent by the charge's state. */
+  refundCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
   getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
 }
@@ -120,6 +124,16 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
     },
     async getCharge(charge_id) {
       const reply = await call('GET', `/v1/charges/${encodeURIComponent(charge_id)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspChargeSchema.parse(reply.json);
+    },
+    async voidCharge(charge_id, idempotency_key) {
+      const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/void`, {}, idempotency_key);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspChargeSchema.parse(reply.json);
+    },
+    async refundCharge(charge_id, idempotency_key) {
+      const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/refund`, {}, idempotency_key);
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspChargeSchema.parse(reply.json);
     },

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { derivePaymentStatus, PAYMENT_STATUSES, statusRank, TERMINAL_RANK, type OrderStatus, type PaymentStatus } from '../domain/status';
+import { derivePaymentStatus, isMoveAllowed, PAYMENT_STATUSES, type OrderStatus, type PaymentStatus } from '../domain/status';
 
 /**
  * Stores the payment's status as derived from its orders, only ever forward: a payment shown as
@@ -14,7 +14,7 @@ export async function storeDerivedStatus(
   await trx('payment_event').where({ id: payment_id }).forUpdate().first();
   const orders = await trx('payment_order').where({ payment_id }).select<{ status: OrderStatus }[]>('status');
   const status = derivePaymentStatus(orders.map((o) => o.status));
-  const movable = PAYMENT_STATUSES.filter((s) => statusRank(s) !== TERMINAL_RANK && statusRank(s) <= statusRank(status));
+  const movable = PAYMENT_STATUSES.filter((s) => isMoveAllowed(s, status));
   await trx('payment_event')
     .where({ id: payment_id })
     .whereIn('status', movable)

@@ -40,7 +40,7 @@ function amountAttribute(amount_minor: string): { key: typeof SA.AmountMinor; va
 
 function inputOf(payment: UnstartedPayment, order_ids: string[], timings: WaitTimings): PaymentInput {
   const psp_poll = { initial_ms: timings.poll_initial_ms, max_ms: timings.poll_max_ms, history_events_max: timings.history_events_max };
-  const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids, psp_poll };
+  const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids, psp_poll, psp_attempts_max: timings.psp_attempts_max };
   // No token at creation: the buyer pays on the PSP's hosted page and the workflow waits.
   if (payment.payment_method === null) input.checkout = { timeout_ms: timings.checkout_timeout_ms };
   return input;

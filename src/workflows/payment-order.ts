@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   condition,
   continueAsNew,
   defineQuery,
@@ -9,14 +10,15 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, ChargeOutcome, PspChargeUpdate } from '../activities';
-import { DATABASE_STEP, LOCAL_DATABASE_STEP, PSP_CALL } from './retry-policies';
+import type { Activities, ChargeOutcome, OperatorCommand, PspChargeUpdate } from '../activities';
+import { DATABASE_STEP, LOCAL_DATABASE_STEP, pspCallWith } from './retry-policies';
 import { SA } from './search-attributes';
-import { pspUpdateSignal } from './signals';
+import { operatorCommandSignal, pspUpdateSignal } from './signals';
 
-const psp = proxyActivities<Pick<Activities, 'chargeOrder' | 'pollCharge'>>(PSP_CALL);
+type PspSteps = Pick<Activities, 'chargeOrder' | 'pollCharge' | 'cancelOrder'>;
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
-const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate'>>(LOCAL_DATABASE_STEP);
+const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder'>>(LOCAL_DATABASE_STEP);
+const REASON_CHARS_MAX = 500;
 
 /** How long an order with a `pending` charge waits for a webhook before it asks the PSP itself. */
 export interface PollTimings {
@@ -36,9 +38,11 @@ export interface PaymentOrderInput {
   order_id: string;
   payment_id: string;
   psp_poll?: PollTimings;
+  /** Attempts per PSP call before the order is parked as `needs_attention` (default PSP_CALL's). */
+  psp_attempts_max?: number;
 }
 
-export type OrderStep = 'charging' | 'awaiting_psp' | 'recording_capture' | 'crediting_wallet' | 'posting_ledger' | 'done';
+export type OrderStep = 'charging' | 'awaiting_psp' | 'needs_attention' | 'recording_capture' | 'crediting_wallet' | 'posting_ledger' | 'done';
 export const orderStepQuery = defineQuery<{ order_id: string; step: OrderStep; outcome: ChargeOutcome | null }>('status');
 
 const WAITING: ReadonlySet<ChargeOutcome['status']> = new Set(['pending', 'requires_action']);
@@ -50,20 +54,68 @@ const WAITING: ReadonlySet<ChargeOutcome['status']> = new Set(['pending', 'requi
  * a crash anywhere repeats nothing and skips nothing.
  */
 export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<ChargeOutcome> {
+  const psp = proxyActivities<PspSteps>(pspCallWith(input.psp_attempts_max));
   let step: OrderStep = 'charging';
   let outcome: ChargeOutcome | null = null;
   let news: PspChargeUpdate | null = null;
+  let command: OperatorCommand | null = null;
   setHandler(orderStepQuery, () => ({ order_id: input.order_id, step, outcome }));
   // Only the newest news is kept: an older or duplicate event never moves the order back.
   setHandler(pspUpdateSignal, (update) => {
     if (news === null || update.charge.version > news.charge.version) news = update;
   });
+  // Operators act on parked orders only; a command at any other time is ignored.
+  setHandler(operatorCommandSignal, (c) => {
+    if (step === 'needs_attention' && command === null) command = c;
+  });
 
-  outcome = await psp.chargeOrder(input.order_id);
+  /** Runs a PSP step; if its retries run out, parks the order until an operator retries or cancels. */
+  async function withOperator(call: () => Promise<ChargeOutcome>): Promise<ChargeOutcome> {
+    for (;;) {
+      let reason: string;
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        reason = reasonOf(err);
+      }
+      const before = step;
+      step = 'needs_attention';
+      const decided = await parkUntilOperator(reason);
+      if (decided !== null) return decided;
+      step = before;
+    }
+  }
+
+  /** Null after a retry; the cancelled outcome after a cancel. */
+  async function parkUntilOperator(first_reason: string): Promise<ChargeOutcome | null> {
+    let reason = first_reason;
+    for (;;) {
+      await localBooks.parkOrder(input.order_id, reason);
+      upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'needs_attention' }]);
+      await condition(() => command !== null);
+      const decision = command as OperatorCommand | null;
+      command = null;
+      if (decision === null) continue;
+      if (decision.action === 'retry') {
+        await localBooks.resumeOrder(input.order_id);
+        upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'executing' }]);
+        return null;
+      }
+      try {
+        return await psp.cancelOrder(input.order_id, decision.reason);
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        reason = reasonOf(err); // e.g. the charge is still undecided: stay parked, say why
+      }
+    }
+  }
+
+  outcome = await withOperator(() => psp.chargeOrder(input.order_id));
   upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
   if (WAITING.has(outcome.status)) {
     step = 'awaiting_psp';
-    outcome = await awaitDecision(input, outcome, () => news);
+    outcome = await awaitDecision(input, outcome, () => news, () => withOperator(() => psp.pollCharge(input.order_id)));
   }
   if (outcome.status === 'succeeded') {
     // v2: the wallet is the seller-payable balance, so crediting it and posting the ledger are
@@ -84,12 +136,17 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
   return outcome;
 }
 
+function reasonOf(err: ActivityFailure): string {
+  const cause = err.cause?.message ?? err.message;
+  return `${cause}`.slice(0, REASON_CHARS_MAX);
+}
+
 /**
  * Sits out a `pending` / `requires_action` charge on durable timers: a webhook signal wakes it
  * at once; without one it polls the PSP, backing off from `initial_ms` to `max_ms`. Histories
  * recorded before v4 never reach this (their charges were always decided at once).
  */
-async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, latest: () => PspChargeUpdate | null): Promise<ChargeOutcome> {
+async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, latest: () => PspChargeUpdate | null, poll_once: () => Promise<ChargeOutcome>): Promise<ChargeOutcome> {
   const poll = { ...DEFAULT_POLL, ...input.psp_poll };
   let outcome = first;
   let seen_version = outcome.psp_version ?? 0;
@@ -102,7 +159,7 @@ async function awaitDecision(input: PaymentOrderInput, first: ChargeOutcome, lat
       outcome = await localBooks.applyChargeUpdate(input.order_id, update.charge);
       seen_version = Math.max(seen_version, update.charge.version, outcome.psp_version ?? 0);
     } else {
-      outcome = await psp.pollCharge(input.order_id);
+      outcome = await poll_once();
       seen_version = Math.max(seen_version, outcome.psp_version ?? 0);
       wait_ms = Math.min(wait_ms * 2, poll.max_ms);
     }

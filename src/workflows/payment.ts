@@ -32,6 +32,8 @@ export interface PaymentInput {
   checkout?: { timeout_ms: number };
   /** How orders with a delayed PSP decision poll (v4); absent → the order workflow's defaults. */
   psp_poll?: PollTimings;
+  /** Attempts per PSP call before an order is parked as `needs_attention`. */
+  psp_attempts_max?: number;
 }
 
 export interface PaymentState {
@@ -110,7 +112,7 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
 async function runOrder(input: PaymentInput, order_id: string): Promise<ChargeOutcome> {
   return await executeChild(PaymentOrderWorkflow, {
     workflowId: orderWorkflowId(order_id),
-    args: [input.psp_poll === undefined ? { order_id, payment_id: input.payment_id } : { order_id, payment_id: input.payment_id, psp_poll: input.psp_poll }],
+    args: [{ order_id, payment_id: input.payment_id, psp_poll: input.psp_poll, psp_attempts_max: input.psp_attempts_max }],
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     parentClosePolicy: ParentClosePolicy.TERMINATE,
     typedSearchAttributes: [

@@ -2,18 +2,31 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 
 /**
  * Every activity's timeouts and retry policy, in one place (primer §4).
- * Exponential backoff from 1 s doubling to a cap. Attempts are unlimited on purpose for now: a
- * PSP or database outage makes orders wait, never fail, and each waiting order is visible in the
- * Temporal UI with its attempt count. (Parking exhausted orders as `needs_attention` comes with
- * the failures issue.) Declines are not errors, so they are never retried.
+ * Exponential backoff from 1 s doubling to a cap (the seed's strategies: immediate = a 0 s
+ * interval, fixed = coefficient 1, incremental ≈ a small coefficient; exponential is the default).
+ * A PSP `Retry-After` overrides the next delay (nextRetryDelay, src/activities/order.ts).
+ * - PSP calls stop after PSP_CALL_ATTEMPTS_MAX attempts (12 ≈ 8 min of backoff): the order is then
+ *   parked as `needs_attention` (a dead letter) for an operator to retry or cancel, rather than
+ *   retrying silently for ever against a PSP that keeps refusing.
+ * - Database steps retry without limit: they are ours, idempotent, and a database outage should
+ *   make payments wait, not park them all.
+ * Declines are not errors, so they are never retried.
  */
+export const PSP_CALL_ATTEMPTS_MAX = 12;
+
 export const PSP_CALL: ActivityOptions = {
   startToCloseTimeout: '30s',
   // The activity heartbeats every second while it waits on the PSP: a dead worker is noticed in
   // seconds, and the retry then asks the PSP by key before charging again.
   heartbeatTimeout: '5s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: PSP_CALL_ATTEMPTS_MAX },
 };
+
+/** PSP_CALL with another attempt limit (workflow input; tests park orders in seconds). */
+export function pspCallWith(attempts_max: number | undefined): ActivityOptions {
+  if (attempts_max === undefined) return PSP_CALL;
+  return { ...PSP_CALL, retry: { ...PSP_CALL.retry, maximumAttempts: attempts_max } };
+}
 
 export const DATABASE_STEP: ActivityOptions = {
   startToCloseTimeout: '15s',

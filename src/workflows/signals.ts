@@ -1,5 +1,5 @@
 import { defineSignal } from '@temporalio/workflow';
-import type { PaymentMethodAttached, PspChargeUpdate } from '../activities/types';
+import type { OperatorCommand, PaymentMethodAttached, PspChargeUpdate } from '../activities/types';
 
 // Signal definitions on their own, so the API can import them without the workflow modules.
 
@@ -8,3 +8,6 @@ export const pspUpdateSignal = defineSignal<[PspChargeUpdate]>('pspUpdate');
 
 /** The buyer finished the hosted checkout (a verified `payment_method.attached` webhook). */
 export const paymentMethodAttachedSignal = defineSignal<[PaymentMethodAttached]>('paymentMethodAttached');
+
+/** An operator's decision on a `needs_attention` order (POST /v1/ops/orders/:id/retry|cancel, payctl). */
+export const operatorCommandSignal = defineSignal<[OperatorCommand]>('operatorCommand');

@@ -19,6 +19,10 @@ export interface AsyncStack {
   log_files: string[];
   sandbox_database_url: string;
   setKnobs(knobs: Record<string, unknown>): Promise<void>;
+  setFaults(faults: Record<string, unknown>): Promise<void>;
+  /** Stops the sandbox PSP process (the PSP is down) and starts it again on the same port and database. */
+  stopPsp(): Promise<void>;
+  startPsp(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -28,6 +32,12 @@ export interface AsyncStackOptions {
   /** CHECKOUT_TIMEOUT_MS, PSP_POLL_INITIAL_MS, … for the API process. */
   api_env: Record<string, string>;
   sandbox_env?: Record<string, string>;
+  worker_env?: Record<string, string>;
+}
+
+async function postJson(url: string, body: unknown): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`POST ${url} failed: HTTP ${res.status} ${await res.text()}`);
 }
 
 export async function startAsyncStack(name: string, opts: AsyncStackOptions): Promise<AsyncStack> {
@@ -38,16 +48,17 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
   const api_url = `http://127.0.0.1:${api_port}`;
   const sandbox_database_url = `postgres://postgres@127.0.0.1:5432/sandbox_${id.replace(/-/g, '_')}_${String(process.env.TEST_RUN_ID)}`;
   const shared = { TEMPORAL_TASK_QUEUE: task_queue, PSP_URL: psp_url };
+  const sandbox_env = {
+    SANDBOX_PORT: String(psp_port),
+    SANDBOX_DATABASE_URL: sandbox_database_url,
+    SANDBOX_WEBHOOK_URL: `${api_url}/webhooks/psp`,
+    SANDBOX_WEBHOOK_BACKOFF_MS: '200',
+    ...opts.sandbox_env,
+  };
   const services: Service[] = [
-    spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', {
-      SANDBOX_PORT: String(psp_port),
-      SANDBOX_DATABASE_URL: sandbox_database_url,
-      SANDBOX_WEBHOOK_URL: `${api_url}/webhooks/psp`,
-      SANDBOX_WEBHOOK_BACKOFF_MS: '200',
-      ...opts.sandbox_env,
-    }),
+    spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', sandbox_env),
     spawnTs(`api-${id}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
-    spawnTs(`worker-${id}`, 'src/workers/main.ts', shared),
+    spawnTs(`worker-${id}`, 'src/workers/main.ts', { ...shared, ...opts.worker_env }),
   ];
   const db = createDb(String(process.env.DATABASE_URL), 5);
   const connection = await Connection.connect({ address: String(process.env.TEMPORAL_ADDRESS) });
@@ -70,8 +81,17 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
     log_files: services.map((s) => path.join(ROOT, 'test-output', `${s.name}.log`)),
     sandbox_database_url,
     async setKnobs(knobs) {
-      const res = await fetch(`${psp_url}/_sandbox/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(knobs) });
-      if (!res.ok) throw new Error(`setting webhook knobs failed: HTTP ${res.status} ${await res.text()}`);
+      await postJson(`${psp_url}/_sandbox/webhooks`, knobs);
+    },
+    async setFaults(faults) {
+      await postJson(`${psp_url}/_sandbox/faults`, faults);
+    },
+    async stopPsp() {
+      await services[0]?.stop();
+    },
+    async startPsp() {
+      services[0] = spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', sandbox_env);
+      await waitForHttp(`${psp_url}/healthz`);
     },
     async close() {
       await stopAll();
