@@ -5,7 +5,7 @@ import globalSetup from './global-setup';
 import globalTeardown from './global-teardown';
 import { DEFAULT_KNOBS, startAsyncStack, type AsyncStack } from './async-stack';
 import { checkoutBody, createPayment, submitCheckoutForm } from './flows';
-import { settled, waitForPayment } from './stack';
+import { call, settled, waitForPayment } from './stack';
 import { ROOT } from './processes';
 
 /**
@@ -17,10 +17,11 @@ import { ROOT } from './processes';
  */
 // One folder per workflow version; older folders stay, so running workflows of every version keep
 // replaying. Bump when a workflow change is recorded (v2: books in one posting; v3: database
-// steps as local activities; v4: hosted checkout, delayed PSP results, webhook signals, polling).
-const HISTORY_SET = 'v4';
+// steps as local activities; v4: hosted checkout, delayed PSP results, webhook signals, polling;
+// v5: dead letters — PSP steps with an attempt limit, parked orders, operator retry/cancel).
+const HISTORY_SET = 'v5';
 
-type Scenario = { name: string; body: ReturnType<typeof checkoutBody>; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown> };
+type Scenario = { name: string; body: ReturnType<typeof checkoutBody>; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
 type Created = { id: string; workflow_id: string; checkout_url: string | null; orders: { id: string }[] };
 
 const RETURN_URL = 'https://shop.example/thanks';
@@ -34,7 +35,18 @@ const SCENARIOS: Scenario[] = [
   { name: 'three-d-secure', body: checkoutBody({ payment_method: 'tok_requires_action' }), drive: approve3ds },
   { name: 'hosted-checkout', body: checkoutBody({ return_url: RETURN_URL }), drive: payOnCheckoutPage },
   { name: 'checkout-expired', body: checkoutBody({ return_url: RETURN_URL }) },
+  { name: 'parked-then-retried', body: checkoutBody({ payment_method: 'tok_success' }), faults: { fail_next: 3, retry_after_s: 0 }, drive: operator('retry') },
+  { name: 'parked-then-canceled', body: checkoutBody({ payment_method: 'tok_success' }), faults: { fail_next: 3, retry_after_s: 0 }, drive: operator('cancel') },
 ];
+
+const ADMIN_KEY = 'admin_record_key_0123456789';
+
+function operator(action: 'retry' | 'cancel') {
+  return async (stack: AsyncStack, payment: Created): Promise<void> => {
+    await waitForPayment(stack.api, stack.key, payment.id, (p) => p.status === 'needs_attention', 60_000);
+    await call(`${stack.api.url}/v1/ops/orders/${payment.orders[0]?.id}/${action}`, { key: ADMIN_KEY, body: { reason: `recorded ${action}` } });
+  };
+}
 
 async function approve3ds(stack: AsyncStack, payment: Created): Promise<void> {
   const waiting = await waitForPayment(stack.api, stack.key, payment.id, (p) => p.status === 'requires_action');
@@ -47,6 +59,7 @@ async function payOnCheckoutPage(_stack: AsyncStack, payment: Created): Promise<
 
 async function record(stack: AsyncStack, s: Scenario, out: string): Promise<void> {
   await stack.setKnobs({ ...DEFAULT_KNOBS, ...s.knobs });
+  await stack.setFaults({ fail_next: 0, ...s.faults });
   const created = (await createPayment(stack.api.url, stack.key, s.body)).body as Created;
   await s.drive?.(stack, created);
   await waitForPayment(stack.api, stack.key, created.id, settled, 60_000);
@@ -63,7 +76,7 @@ async function record(stack: AsyncStack, s: Scenario, out: string): Promise<void
 
 async function main(): Promise<void> {
   await globalSetup();
-  const stack = await startAsyncStack('record', { api_env: { CHECKOUT_TIMEOUT_MS: '3000', PSP_POLL_INITIAL_MS: '2000', PSP_POLL_MAX_MS: '4000' } });
+  const stack = await startAsyncStack('record', { api_env: { CHECKOUT_TIMEOUT_MS: '3000', PSP_POLL_INITIAL_MS: '2000', PSP_POLL_MAX_MS: '4000', PSP_CALL_ATTEMPTS_MAX: '3', ADMIN_API_KEY: ADMIN_KEY } });
   const out = path.join(ROOT, 'test/histories', HISTORY_SET);
   fs.mkdirSync(out, { recursive: true });
   try {

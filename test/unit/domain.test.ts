@@ -28,9 +28,12 @@ describe('payment status', () => {
     expect(() => assertOrderMove('requires_action', 'pending')).not.toThrow();
     expect(() => assertOrderMove('pending', 'executing')).toThrow(/not allowed/);
     expect(() => assertOrderMove('canceled', 'succeeded')).toThrow(/not allowed/);
-    expect(orderStatusesBefore('pending')).toEqual(['not_started', 'executing', 'requires_action', 'pending']);
-    expect(orderStatusesBefore('succeeded')).toEqual(['not_started', 'executing', 'requires_action', 'pending']);
-    expect(orderStatusesBefore('executing')).toEqual(['not_started', 'executing']);
+    // news may settle a parked order too; an operator's retry is the one step back allowed
+    expect(orderStatusesBefore('pending')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention']);
+    expect(orderStatusesBefore('succeeded')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention']);
+    expect(orderStatusesBefore('executing')).toEqual(['not_started', 'executing', 'needs_attention']);
+    expect(() => assertOrderMove('needs_attention', 'not_started')).toThrow(/not allowed/);
+    expect(derivePaymentStatus(['needs_attention', 'requires_action'])).toBe('needs_attention');
     expect(statusRank('requires_payment_method')).toBeLessThan(statusRank('processing'));
   });
 
