@@ -5,8 +5,9 @@ import { PspChargeSchema, PspError, type PspCharge, type PspClient } from '../ps
 import { assert } from '../domain/assert';
 import { assertOrderMove, isOrderTerminal, orderStatusesBefore, type OrderStatus } from '../domain/status';
 import { storeDerivedStatus } from '../services/payment-status';
-import { capturePosting, type CapturedOrder } from '../domain/ledger';
-import type { LedgerPoster } from '../ledger/poster';
+import { ACCOUNTS, capturePosting, voidPendingPosting, type CapturedOrder, type TransferDraft } from '../domain/ledger';
+import { postInTransaction, type LedgerPoster } from '../ledger/poster';
+import { createHold, findHold, voidHold } from '../ledger/holds';
 import type { ChargeOutcome } from './types';
 
 export interface OrderDeps {
@@ -38,10 +39,12 @@ interface OrderRow {
 
 const HEARTBEAT_EVERY_MS = 1_000;
 
-async function loadOrder(db: Knex | Knex.Transaction, order_id: string): Promise<OrderRow & { payment_method: string | null }> {
+type LoadedOrder = OrderRow & { payment_method: string | null; capture_method: 'automatic' | 'all_or_nothing' };
+
+async function loadOrder(db: Knex | Knex.Transaction, order_id: string): Promise<LoadedOrder> {
   const row = await db('payment_order as o')
     .join('payment_event as p', 'p.id', 'o.payment_id')
-    .select('o.*', 'p.payment_method')
+    .select('o.*', 'p.payment_method', 'p.capture_method')
     .where('o.id', order_id)
     .first();
   assert(row !== undefined, `order ${order_id} exists`);
@@ -159,7 +162,7 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
     });
   }
 
-  async function chargeAtPsp(order: OrderRow & { payment_method: string | null }): Promise<PspCharge> {
+  async function chargeAtPsp(order: LoadedOrder): Promise<PspCharge> {
     assert(order.payment_method !== null, `order ${order.id} has a payment method`);
     // A previous attempt may have reached the PSP (we crashed or timed out after sending): ask
     // first, and only a confirmed "no charge" allows sending again, with the same key.
@@ -178,6 +181,8 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       amount_minor: BigInt(order.amount_minor),
       currency: order.currency,
       payment_method: order.payment_method,
+      // All-or-nothing: authorize now, capture once every order of the payment is authorized.
+      capture: order.capture_method !== 'all_or_nothing',
     });
   }
 
@@ -274,11 +279,78 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       return outcomeOf(await loadOrder(db, order_id));
     },
 
+    /** The authorization in the books: the amount held in pending balances (psp_receivable / seller). */
+    async recordAuthorization(order_id: string): Promise<void> {
+      const order = await loadOrder(db, order_id);
+      assert(order.status === 'authorized', `order ${order_id} is authorized before its hold is written`);
+      const result = await createHold(db, authorizationTransfer(order), AUTHORIZATION_TTL_MS);
+      log.info({ order_id, transaction_id: result.transaction_id, created: result.created }, 'authorization held');
+    },
+
+    /**
+     * Takes the money of an authorized order: PSP capture (its key is per order), then in one
+     * database transaction the order's status, the hold's release and the capture posting.
+     */
+    async captureOrder(order_id: string): Promise<ChargeOutcome> {
+      const order = await loadOrder(db, order_id);
+      if (order.status === 'succeeded') return outcomeOf(order);
+      assert(order.status === 'authorized' && order.psp_reference !== null, `order ${order_id} is authorized before capture`);
+      const charge = await withHeartbeat(psp.captureCharge(order.psp_reference, `${order_id}:capture`)).catch(rethrowPsp);
+      assert(charge.status === 'succeeded', `capture of ${charge.id} answered ${charge.status}`);
+      await db.transaction(async (trx) => {
+        await trx('payment_order')
+          .where({ id: order_id, status: 'authorized' })
+          .update({ status: 'succeeded', psp_fee_minor: charge.fee, psp_version: charge.version, wallet_updated: true, ledger_updated: true, updated_at: trx.fn.now() });
+        const hold = await findHold(trx, authorizationReference(order_id));
+        const captured = await loadOrder(trx, order_id);
+        await postInTransaction(trx, [voidPendingPosting(hold, `${hold.reference}:released`, 'authorization captured'), capturePosting(capturedOrder(captured))]);
+      });
+      log.info({ order_id, psp_reference: charge.id }, 'authorization captured');
+      return outcomeOf(await loadOrder(db, order_id));
+    },
+
+    /** Releases an authorized order: PSP void, then the order (canceled) and the hold's void together. */
+    async voidOrder(order_id: string, reason: string): Promise<ChargeOutcome> {
+      const order = await loadOrder(db, order_id);
+      if (isOrderTerminal(order.status)) return outcomeOf(order);
+      assert(order.status === 'authorized' && order.psp_reference !== null, `order ${order_id} is authorized before a void`);
+      const charge = await withHeartbeat(psp.voidCharge(order.psp_reference, `${order_id}:void`)).catch(rethrowPsp);
+      assert(charge.status === 'canceled', `void of ${charge.id} answered ${charge.status}`);
+      await db.transaction(async (trx) => {
+        await trx('payment_order')
+          .where({ id: order_id, status: 'authorized' })
+          .update({ status: 'canceled', failure_code: 'authorization_voided', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX), psp_version: charge.version, updated_at: trx.fn.now() });
+        await voidHold(trx, authorizationReference(order_id), `${authorizationReference(order_id)}:void`);
+      });
+      log.info({ order_id, psp_reference: charge.id }, 'authorization voided');
+      return outcomeOf(await loadOrder(db, order_id));
+    },
+
     recordCapture,
     // The two steps of workflows started before the books became one posting (see the patch in
     // PaymentOrderWorkflow): each does the whole step, which is idempotent.
     creditWallet: recordCapture,
     postLedger: recordCapture,
+  };
+}
+
+// Card authorizations last about a week; an authorization not captured or voided by then is
+// released by the hold-expiry sweep (src/ledger/holds.ts), as the PSP would drop it.
+const AUTHORIZATION_TTL_MS = 7 * 24 * 3_600_000;
+
+const authorizationReference = (order_id: string): string => `order:${order_id}:authorization`;
+
+function authorizationTransfer(order: OrderRow): TransferDraft {
+  return {
+    reference: authorizationReference(order.id),
+    description: 'order authorized (all or nothing)',
+    currency: order.currency,
+    debit: ACCOUNTS.psp_receivable,
+    credit: ACCOUNTS.sellerPayable(order.merchant_id, order.seller_id),
+    amount_minor: BigInt(order.amount_minor),
+    merchant_id: order.merchant_id,
+    payment_id: order.payment_id,
+    order_id: order.id,
   };
 }
 
@@ -297,7 +369,7 @@ function capturedOrder(order: OrderRow): CapturedOrder {
 }
 
 /** Charge statuses an order takes over as they are; the others only follow our own void/refund. */
-const CHARGE_TO_ORDER_STATUS = { succeeded: 'succeeded', failed: 'failed', pending: 'pending', requires_action: 'requires_action' } as const;
+const CHARGE_TO_ORDER_STATUS = { succeeded: 'succeeded', failed: 'failed', pending: 'pending', requires_action: 'requires_action', authorized: 'authorized' } as const;
 
 function outcomeOfCharge(order: OrderRow, charge: PspCharge): ChargeOutcome {
   assert(charge.order_reference === order.id, `PSP charge ${charge.id} belongs to order ${order.id}`);

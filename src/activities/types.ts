@@ -5,7 +5,7 @@ import type { PspCharge } from '../psp/client';
 export interface ChargeOutcome {
   order_id: string;
   /** Terminal, or waiting on the buyer (`requires_action`) or the PSP (`pending`). */
-  status: Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'requires_action' | 'pending'>;
+  status: Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'requires_action' | 'pending' | 'authorized'>;
   psp_reference: string | null;
   failure_code: string | null;
   failure_message: string | null;

@@ -22,6 +22,10 @@ export const CreatePaymentBody = z.strictObject({
     .describe('One order per seller'),
   payment_method: z.string().min(1).max(255).optional().describe('A PSP token (e.g. tok_success); never a card number. Leave out to use the hosted checkout (then return_url is required)'),
   return_url: HttpUrl.optional().describe('Where the PSP sends the buyer back after the hosted checkout'),
+  capture_method: z
+    .enum(['automatic', 'all_or_nothing'])
+    .optional()
+    .describe('automatic (default): each order is charged on its own. all_or_nothing: every order is authorized first; all are captured, or the authorized ones are voided and the payment fails'),
   metadata: z.record(z.string().min(1).max(40), z.string().max(LIMITS.metadata_value_chars_max)).optional(),
 });
 export type CreatePaymentBody = z.infer<typeof CreatePaymentBody>;
@@ -63,6 +67,7 @@ export const PaymentResource = z.object({
   failure_message: z.string().nullable(),
   workflow_id: z.string(),
   checkout_url: z.string().nullable().describe('The PSP-hosted page where the buyer enters the card (hosted checkout only)'),
+  capture_method: z.enum(['automatic', 'all_or_nothing']),
   return_url: z.string().nullable(),
   orders: z.array(OrderResource),
   created_at: z.string(),

@@ -13,7 +13,7 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-export const ORDER_STATUSES = ['not_started', 'executing', 'requires_action', 'pending', 'needs_attention', 'succeeded', 'failed', 'canceled'] as const;
+export const ORDER_STATUSES = ['not_started', 'executing', 'requires_action', 'pending', 'needs_attention', 'authorized', 'succeeded', 'failed', 'canceled'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled'>;
 /** Waiting on someone else: the buyer (3-D Secure) or the PSP (review). */
@@ -33,6 +33,7 @@ const RANK: Record<OrderStatus | PaymentStatus, number> = {
   requires_action: 2,
   pending: 2,
   needs_attention: 2,
+  authorized: 2,
   succeeded: 9,
   failed: 9,
   partially_succeeded: 9,

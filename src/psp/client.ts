@@ -62,12 +62,16 @@ export interface CreateChargeInput {
   amount_minor: bigint;
   currency: string;
   payment_method: string;
+  /** false: authorize only; captureCharge takes the money later (default true). */
+  capture?: boolean;
 }
 
 export interface PspClient {
   createCharge(input: CreateChargeInput): Promise<PspCharge>;
   findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null>;
   getCharge(charge_id: string): Promise<PspCharge>;
+  /** Takes the money of an authorization. Idempotent by the charge's state. */
+  captureCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   /** Releases an authorization (nothing was taken). Idempotent by the charge's state. */
   voidCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   /** Gives a captured charge back in full. Idempotent by the charge's state. */
@@ -101,6 +105,12 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
     return { status: res.status, json: parseJson(text, res.status), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) };
   }
 
+  async function chargeAction(charge_id: string, action: 'capture' | 'void' | 'refund', idempotency_key: string): Promise<PspCharge> {
+    const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/${action}`, {}, idempotency_key);
+    if (reply.status !== 200) throw classifyHttpError(reply);
+    return PspChargeSchema.parse(reply.json);
+  }
+
   return {
     async createCharge(input) {
       const body = {
@@ -108,6 +118,7 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
         currency: input.currency,
         payment_method: input.payment_method,
         order_reference: input.order_reference,
+        ...(input.capture === false ? { capture: false } : {}),
       };
       const reply = await call('POST', '/v1/charges', body, input.idempotency_key);
       if (reply.status === 200 || reply.status === 201) return PspChargeSchema.parse(reply.json);
@@ -127,16 +138,9 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspChargeSchema.parse(reply.json);
     },
-    async voidCharge(charge_id, idempotency_key) {
-      const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/void`, {}, idempotency_key);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspChargeSchema.parse(reply.json);
-    },
-    async refundCharge(charge_id, idempotency_key) {
-      const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/refund`, {}, idempotency_key);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspChargeSchema.parse(reply.json);
-    },
+    captureCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'capture', idempotency_key),
+    voidCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'void', idempotency_key),
+    refundCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'refund', idempotency_key),
     async createCheckoutSession(input) {
       const body = { client_reference: input.client_reference, return_url: input.return_url };
       const reply = await call('POST', '/v1/checkout_sessions', body, input.idempotency_key);

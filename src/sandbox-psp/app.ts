@@ -406,10 +406,21 @@ function applyCapture(outcome: Outcome, capture: boolean): Outcome {
   return outcome.status === 'succeeded' ? { ...outcome, status: 'authorized' } : outcome;
 }
 
+/**
+ * Test-mode magic amount: 1313 minor units (13.13 USD) declines whatever the card, so one order
+ * of a multi-seller payment can fail while its siblings (same card) succeed.
+ */
+const DECLINING_AMOUNT_MINOR = 1313n;
+
+function magicAmount(amount_minor: bigint): Outcome | null {
+  if (amount_minor !== DECLINING_AMOUNT_MINOR) return null;
+  return TOKEN_OUTCOMES.get('tok_decline') ?? null;
+}
+
 async function newChargeFrom(deps: Deps, body: ChargeBody, idempotency_key: string): Promise<NewCharge> {
   const { config } = deps;
   const amount_minor = BigInt(body.amount);
-  const outcome = applyCapture(await outcomeFor(deps.db, body.payment_method), body.capture ?? true);
+  const outcome = applyCapture(magicAmount(amount_minor) ?? (await outcomeFor(deps.db, body.payment_method)), body.capture ?? true);
   const decide_at = outcome.review_decision === null ? null : new Date(Date.now() + config.review_delay_ms);
   return {
     idempotency_key,

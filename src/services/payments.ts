@@ -25,6 +25,7 @@ interface PaymentRow {
   workflow_id: string;
   checkout_url: string | null;
   return_url: string | null;
+  capture_method: 'automatic' | 'all_or_nothing';
   created_at: Date;
   updated_at: Date;
 }
@@ -113,6 +114,7 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
     status: valid.body.payment_method === undefined ? 'requires_payment_method' : 'processing',
     payment_method: valid.body.payment_method ?? null,
     return_url: valid.body.return_url ?? null,
+    capture_method: valid.body.capture_method ?? 'automatic',
     metadata: JSON.stringify(valid.body.metadata ?? {}),
     workflow_id: paymentWorkflowId(payment_id),
   });
@@ -188,6 +190,7 @@ function toResource(row: PaymentRow, orders: OrderRow[]): PaymentResource {
     workflow_id: row.workflow_id,
     checkout_url: row.checkout_url,
     return_url: row.return_url,
+    capture_method: row.capture_method,
     orders: orders.map((o) => ({
       id: o.id,
       object: 'payment_order',

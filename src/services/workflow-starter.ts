@@ -24,9 +24,10 @@ interface UnstartedPayment {
   amount_minor: string;
   currency: string;
   payment_method: string | null;
+  capture_method: 'automatic' | 'all_or_nothing';
 }
 
-const UNSTARTED_COLUMNS = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method'] as const;
+const UNSTARTED_COLUMNS = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method', 'capture_method'] as const;
 
 /**
  * The AmountMinor search attribute, for searching only (the amount of record lives in
@@ -43,6 +44,7 @@ function inputOf(payment: UnstartedPayment, order_ids: string[], timings: WaitTi
   const input: PaymentInput = { payment_id: payment.id, merchant_id: payment.merchant_id, order_ids, psp_poll, psp_attempts_max: timings.psp_attempts_max };
   // No token at creation: the buyer pays on the PSP's hosted page and the workflow waits.
   if (payment.payment_method === null) input.checkout = { timeout_ms: timings.checkout_timeout_ms };
+  if (payment.capture_method === 'all_or_nothing') input.capture_method = 'all_or_nothing';
   return input;
 }
 

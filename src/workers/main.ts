@@ -8,21 +8,28 @@ import { createPspClient } from '../psp/client';
 import { runPeriodically } from '../services/periodic';
 import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
-import { activityMetrics, createMetricsRegistry } from '../metrics';
+import { activityMetrics, createMetricsRegistry, errorClassOf, FailureMemory, UNSEEN_ERROR_CLASS } from '../metrics';
 import { installSdkLogging } from './sdk-logging';
 import { LedgerPoster } from '../ledger/poster';
 import { expireHolds } from '../ledger/holds';
 
 const HOLD_SWEEP_BATCH = 100;
 
-/** Counts retries and times every activity; the counts are what /metrics shows as "activity retries". */
+/**
+ * Counts attempts, retries (by the class of the failure that caused them) and failures (by error
+ * class), and times every activity; /metrics shows them as activity_* series.
+ */
 function metricsInterceptor(registry: Registry): ActivityInterceptorsFactory {
   const m = activityMetrics(registry);
+  const last_failure = new FailureMemory();
   return (ctx) => ({
     inbound: {
       async execute(input, next) {
-        const activity = ctx.info.activityType;
-        m.attempts.inc({ activity, retry: ctx.info.attempt > 1 ? 'yes' : 'no' });
+        const { activityType: activity, attempt, activityId, isLocal, workflowExecution } = ctx.info;
+        // One activity execution across its attempts: the same workflow run and activity id.
+        const key = `${workflowExecution?.workflowId ?? ''}/${workflowExecution?.runId ?? ''}/${isLocal ? 'local' : 'remote'}/${activityId}`;
+        m.attempts.inc({ activity, retry: attempt > 1 ? 'yes' : 'no' });
+        if (attempt > 1) m.retries.inc({ activity, error_class: last_failure.take(key) ?? UNSEEN_ERROR_CLASS });
         const end = m.duration.startTimer({ activity });
         try {
           const result = await next(input);
@@ -30,6 +37,9 @@ function metricsInterceptor(registry: Registry): ActivityInterceptorsFactory {
           return result;
         } catch (err) {
           end({ outcome: 'error' });
+          const error_class = errorClassOf(err);
+          m.failures.inc({ activity, error_class });
+          last_failure.remember(key, error_class);
           throw err;
         }
       },

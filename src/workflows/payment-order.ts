@@ -17,7 +17,7 @@ import { operatorCommandSignal, pspUpdateSignal } from './signals';
 
 type PspSteps = Pick<Activities, 'chargeOrder' | 'pollCharge' | 'cancelOrder'>;
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
-const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder'>>(LOCAL_DATABASE_STEP);
+const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder' | 'recordAuthorization'>>(LOCAL_DATABASE_STEP);
 const REASON_CHARS_MAX = 500;
 
 /** How long an order with a `pending` charge waits for a webhook before it asks the PSP itself. */
@@ -117,6 +117,8 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     step = 'awaiting_psp';
     outcome = await awaitDecision(input, outcome, () => news, () => withOperator(() => psp.pollCharge(input.order_id)));
   }
+  // All-or-nothing: the order ends authorized; its payment captures or voids every order at once.
+  if (outcome.status === 'authorized') await localBooks.recordAuthorization(input.order_id);
   if (outcome.status === 'succeeded') {
     // v2: the wallet is the seller-payable balance, so crediting it and posting the ledger are
     // one balanced posting. Histories recorded before keep replaying the two-step path.

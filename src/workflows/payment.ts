@@ -22,7 +22,7 @@ import { paymentMethodAttachedSignal } from './signals';
 type PaymentSteps = Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment' | 'cancelPayment' | 'attachPaymentMethod'>;
 const remoteSteps = proxyActivities<PaymentSteps>(DATABASE_STEP);
 const localSteps = proxyLocalActivities<PaymentSteps>(LOCAL_DATABASE_STEP);
-const pspSteps = proxyActivities<Pick<Activities, 'lookupCheckout'>>(PSP_CALL);
+const pspSteps = proxyActivities<Pick<Activities, 'lookupCheckout' | 'captureOrder' | 'voidOrder'>>(PSP_CALL);
 
 export interface PaymentInput {
   payment_id: string;
@@ -34,6 +34,8 @@ export interface PaymentInput {
   psp_poll?: PollTimings;
   /** Attempts per PSP call before an order is parked as `needs_attention`. */
   psp_attempts_max?: number;
+  /** all_or_nothing: orders are only authorized; then all are captured or all voided. */
+  capture_method?: 'automatic' | 'all_or_nothing';
 }
 
 export interface PaymentState {
@@ -100,6 +102,7 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
     const outcome = await runOrder(input, order_id);
     state.orders[order_id] = outcome.status;
   }));
+  if (input.capture_method === 'all_or_nothing') await captureAllOrNothing(state);
   const summary = await steps.completePayment(input.payment_id);
   finish(state, summary.status, null);
   // Order activities retry without limit, so a child only fails when it was terminated or hit a
@@ -107,6 +110,20 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
   const broken = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (broken !== undefined) throw broken.reason;
   return state;
+}
+
+const SIBLING_FAILED = 'another order of this all-or-nothing payment was not authorized';
+
+/**
+ * The saga's second step: every order authorized → capture them all; otherwise void the
+ * authorized ones (the compensation) and the payment fails with nothing taken.
+ */
+async function captureAllOrNothing(state: PaymentState): Promise<void> {
+  const ids = Object.keys(state.orders);
+  const all_authorized = ids.every((id) => state.orders[id] === 'authorized');
+  const authorized = ids.filter((id) => state.orders[id] === 'authorized');
+  const outcomes = await Promise.all(authorized.map((id) => (all_authorized ? pspSteps.captureOrder(id) : pspSteps.voidOrder(id, SIBLING_FAILED))));
+  for (const o of outcomes) state.orders[o.order_id] = o.status;
 }
 
 async function runOrder(input: PaymentInput, order_id: string): Promise<ChargeOutcome> {
