@@ -21,6 +21,9 @@ create or replace function status_rank(status text) returns integer language sql
     when 'requires_action' then 2 when 'pending' then 2 when 'needs_attention' then 2 when 'authorized' then 2
     else 9 end
 $$;
+
+-- Idempotency keys expire after a day (IDEMPOTENCY_KEY_TTL_MS); the clean-up scans by age.
+create index idempotency_key_created on idempotency_key (created_at);
 `);
 }
 

@@ -40,6 +40,8 @@ const EnvSchema = z.object({
   WAIT_HISTORY_EVENTS_MAX: z.coerce.number().int().min(20).max(40_000).default(2_000),
   // Attempts per PSP call before an order is parked as needs_attention (src/workflows/retry-policies.ts).
   PSP_CALL_ATTEMPTS_MAX: z.coerce.number().int().min(1).max(100).default(12),
+  IDEMPOTENCY_KEY_TTL_MS: z.coerce.number().int().min(60_000).max(30 * 86_400_000).default(86_400_000),
+  IDEMPOTENCY_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(600_000),
   // Operators' key for /v1/ops (retry/cancel parked orders); unset = the ops routes are off.
   ADMIN_API_KEY: z.string().min(16).max(255).optional(),
   // Every webhook signing secret currently accepted, comma separated (old and new during rotation).
@@ -99,4 +101,5 @@ export const LIMITS = {
   url_chars_max: 2_048,
   webhook_body_bytes_max: 64 * 1024,
   webhook_sweep_batch_max: 100,
+  idempotency_sweep_batch_max: 1_000,
 } as const;

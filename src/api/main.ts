@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
-import { loadEnv, parseWebhookSecrets, waitTimingsOf } from '../config';
+import { LIMITS, loadEnv, parseWebhookSecrets, waitTimingsOf } from '../config';
+import { expireIdempotencyKeys } from '../services/idempotency';
 import { createPspClient } from '../psp/client';
 import { runPeriodically } from '../services/periodic';
 import { sweepUnappliedEvents } from '../services/psp-events';
@@ -37,13 +38,14 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const starter = starterDepsOf(deps);
   const relay = runRelay(starter, { interval_ms: env.RELAY_INTERVAL_MS, grace_ms: env.RELAY_GRACE_MS });
+  const key_sweeper = runPeriodically('idempotency_key_expiry', env.IDEMPOTENCY_SWEEP_INTERVAL_MS, log, () => expireIdempotencyKeys(db, env.IDEMPOTENCY_KEY_TTL_MS, LIMITS.idempotency_sweep_batch_max));
   const sweeper = runPeriodically('psp_event_sweep', env.WEBHOOK_SWEEP_INTERVAL_MS, log, () => sweepUnappliedEvents({ db, temporal, starter, log }, env.WEBHOOK_SWEEP_MIN_AGE_MS));
   const server = app.listen(env.API_PORT, env.API_HOST, () => log.info({ port: env.API_PORT, host: env.API_HOST }, 'api listening'));
 
   const shutdown = (signal: string) => {
     log.info({ signal }, 'api stopping');
     server.close(() => {
-      void Promise.all([relay.stop(), sweeper.stop()])
+      void Promise.all([relay.stop(), sweeper.stop(), key_sweeper.stop()])
         .then(() => connection.close())
         .then(() => db.destroy())
         .then(() => process.exit(0));

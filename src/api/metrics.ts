@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import { PAYMENT_STATUSES } from '../domain/status';
+import { PAYMENT_STATUSES, isPaymentTerminal, type PaymentStatus } from '../domain/status';
 
 export function httpMetrics(registry: Registry): RequestHandler {
   const latency = new Histogram({
@@ -22,17 +22,130 @@ export function httpMetrics(registry: Registry): RequestHandler {
   };
 }
 
-/** Payments by status, read from PostgreSQL at scrape time so every API process reports the truth. */
-export function paymentStatusGauge(registry: Registry, db: Knex): void {
+/** What the scrape-time gauges show, read from PostgreSQL in one short transaction. */
+export interface DatabaseSnapshot {
+  payments_by_status: Map<string, number>;
+  oldest_open_payment_age_s: number;
+  orders_needs_attention: number;
+  psp_events_unapplied: number;
+  psp_events_unknown: number;
+}
+
+export interface DatabaseGaugeOptions {
+  /** PostgreSQL's statement_timeout for the scrape queries; the whole read (pool wait included) gets this plus a margin. */
+  timeout_ms?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 2_000;
+const POOL_WAIT_MARGIN_MS = 500;
+
+async function readSnapshot(db: Knex, timeout_ms: number): Promise<DatabaseSnapshot> {
+  return await db.transaction(
+    async (trx) => {
+      await trx.raw(`set local statement_timeout = ${Math.floor(timeout_ms)}`);
+      // One pass over payment_event: the count and the age of the oldest row per status.
+      const by_status: { rows: { status: PaymentStatus; count: string; oldest_age_s: number | null }[] } = await trx.raw(
+        `select status, count(*) as count, extract(epoch from now() - min(created_at))::float8 as oldest_age_s
+           from payment_event group by status`,
+      );
+      // Each count is served by a partial index (migrations 005, 006).
+      const counts: { rows: { orders_needs_attention: string; psp_events_unapplied: string; psp_events_unknown: string }[] } = await trx.raw(
+        `select (select count(*) from payment_order where status = 'needs_attention') as orders_needs_attention,
+                (select count(*) from psp_event where applied_at is null and route in ('order', 'payment')) as psp_events_unapplied,
+                (select count(*) from psp_event where route = 'unknown') as psp_events_unknown`,
+      );
+      const c = counts.rows[0];
+      const open = by_status.rows.filter((r) => !isPaymentTerminal(r.status));
+      return {
+        payments_by_status: new Map(by_status.rows.map((r) => [r.status, Number(r.count)])),
+        oldest_open_payment_age_s: Math.max(0, ...open.map((r) => r.oldest_age_s ?? 0)),
+        orders_needs_attention: Number(c?.orders_needs_attention ?? 0),
+        psp_events_unapplied: Number(c?.psp_events_unapplied ?? 0),
+        psp_events_unknown: Number(c?.psp_events_unknown ?? 0),
+      };
+    },
+    { readOnly: true },
+  );
+}
+
+/**
+ * One database read shared by every gauge of a scrape (prom-client collects them concurrently),
+ * and by any scrape that comes while it is still running: a slow database never piles up queries.
+ * Each scrape waits at most the deadline; after that it reports the read as failed.
+ */
+function snapshotReader(db: Knex, timeout_ms: number): () => Promise<DatabaseSnapshot | null> {
+  let running: Promise<DatabaseSnapshot | null> | null = null;
+  return async () => {
+    if (running === null) {
+      const read = readSnapshot(db, timeout_ms).catch(() => null);
+      running = read;
+      void read.finally(() => {
+        if (running === read) running = null;
+      });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), timeout_ms + POOL_WAIT_MARGIN_MS);
+    });
+    try {
+      return await Promise.race([running, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/**
+ * The gauges read from PostgreSQL at scrape time, so every API process reports the same truth:
+ * payments by status and what an operator must look at (parked orders, the oldest payment still
+ * open, PSP webhooks not applied or matching nothing). The read is bounded (statement timeout and
+ * a deadline): when it fails, `payments_metrics_db_up` is 0 and the other gauges show no number
+ * (NaN, or no series for the labelled one) rather than a stale or made-up one.
+ */
+export function databaseGauges(registry: Registry, db: Knex, options: DatabaseGaugeOptions = {}): void {
+  const read = snapshotReader(db, options.timeout_ms ?? DEFAULT_TIMEOUT_MS);
   new Gauge({
     name: 'payments',
     help: 'Payments by status',
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      const rows = await db('payment_event').select('status').count<{ status: string; count: string }[]>('* as count').groupBy('status');
+      const snapshot = await read();
+      this.reset();
+      if (snapshot === null) return;
       for (const status of PAYMENT_STATUSES) this.set({ status }, 0);
-      for (const row of rows) this.set({ status: row.status }, Number(row.count));
+      for (const [status, count] of snapshot.payments_by_status) this.set({ status }, count);
     },
   });
+  const single = (name: string, help: string, value: (s: DatabaseSnapshot) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const snapshot = await read();
+        this.set(snapshot === null ? Number.NaN : value(snapshot));
+      },
+    });
+  new Gauge({
+    name: 'payments_metrics_db_up',
+    help: 'Whether the scrape-time PostgreSQL read behind the payments_* gauges answered in time (1) or not (0)',
+    registers: [registry],
+    async collect() {
+      this.set((await read()) === null ? 0 : 1);
+    },
+  });
+  single('payments_orders_needs_attention', 'Orders parked as needs_attention (PSP retries ran out) waiting for an operator', (s) => s.orders_needs_attention);
+  single(
+    'payments_oldest_open_payment_age_seconds',
+    'Age of the oldest payment not yet succeeded, failed, partially_succeeded or canceled (0 when none is open)',
+    (s) => s.oldest_open_payment_age_s,
+  );
+  single('payments_psp_events_unapplied', 'PSP webhook events routed to an order or payment and not yet applied', (s) => s.psp_events_unapplied);
+  single('payments_psp_events_unknown', 'PSP webhook events that matched no order or payment here (kept for operators)', (s) => s.psp_events_unknown);
+}
+
+/** Kept for src/api/app.ts: registers every scrape-time database gauge (see databaseGauges). */
+export function paymentStatusGauge(registry: Registry, db: Knex, options: DatabaseGaugeOptions = {}): void {
+  databaseGauges(registry, db, options);
 }

@@ -106,3 +106,17 @@ async function answerExisting(db: Knex, scope: { merchant_id: string; key: strin
   }
   return { status: row.response_status ?? 200, body: row.response_body, payment_id: row.payment_id, replayed: true };
 }
+
+/**
+ * Keys live IDEMPOTENCY_KEY_TTL_MS (a day, as Stripe's do): after that the same key is a new
+ * request. Completed keys go, and in-flight ones whose lock ran out (a crashed request nobody
+ * retried). The payment itself stays; its workflow id still refuses a second run. Bounded per call.
+ */
+export async function expireIdempotencyKeys(db: Knex, ttl_ms: number, limit: number): Promise<number> {
+  const expired = db('idempotency_key')
+    .select('merchant_id', 'key')
+    .where('created_at', '<', db.raw(`now() - (? * interval '1 millisecond')`, [ttl_ms]))
+    .andWhere((q) => q.where({ status: 'completed' }).orWhere('locked_until', '<', db.fn.now()))
+    .limit(limit);
+  return await db('idempotency_key').whereIn(['merchant_id', 'key'], expired).delete();
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hashApiKey } from '../../src/services/merchants';
-import { requestHash } from '../../src/services/idempotency';
+import { expireIdempotencyKeys, requestHash } from '../../src/services/idempotency';
 import { call, newMerchant, pspStats, settled, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 
 let api: TestApi;
@@ -123,6 +123,26 @@ describe('idempotency', () => {
     expect(done.status).toBe('succeeded');
     for (const order of done.orders) expect((await pspStats(order.id)).charges_total).toBe(1);
     expect(await api.db('payment_event').where({ buyer_id: body.buyer.id })).toHaveLength(1);
+  });
+
+  it('expires keys after their time to live: the same key is then a new request, the old payment stays', async () => {
+    const body = checkout('tok_success', ['3.00']);
+    const idem = randomUUID();
+    const first = await pay(body, idem);
+    const merchant_id = (await api.db('api_key').where({ key_hash: hashApiKey(key) }).first()).merchant_id;
+    // A key from yesterday, and one a crashed request left locked long ago: both go; a fresh one stays.
+    await api.db('idempotency_key').where({ merchant_id, key: idem }).update({ created_at: api.db.raw("now() - interval '25 hours'") });
+    const stale_lock = randomUUID();
+    await api.db('idempotency_key').insert({ merchant_id, key: stale_lock, request_hash: 'x', status: 'in_flight', locked_until: api.db.raw("now() - interval '24 hours'"), created_at: api.db.raw("now() - interval '25 hours'") });
+    const fresh = randomUUID();
+    await pay(checkout('tok_success', ['4.00']), fresh);
+    expect(await expireIdempotencyKeys(api.db, 24 * 3_600_000, 1_000)).toBeGreaterThanOrEqual(2);
+    const remaining = await api.db('idempotency_key').where({ merchant_id }).whereIn('key', [idem, stale_lock, fresh]).pluck('key');
+    expect(remaining).toEqual([fresh]);
+    expect(await api.db('payment_event').where({ id: first.body.id })).toHaveLength(1);
+    const again = await pay(body, idem);
+    expect(again.status).toBe(201);
+    expect(again.body.id).not.toBe(first.body.id);
   });
 
   it('answers 422 idempotency_key_reused when the same key comes with a different body', async () => {
