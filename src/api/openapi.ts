@@ -42,7 +42,7 @@ export function openApiDocument() {
           description:
             'With `payment_method` (a PSP token) the charge starts at once. Without it the answer has status `requires_payment_method` and a `checkout_url` on the PSP: ' +
             'send the buyer there; after paying they return to `return_url` and the payment proceeds (unpaid after CHECKOUT_TIMEOUT_MS → `canceled`, `checkout_expired`). ' +
-            'Statuses: requires_payment_method → processing → (requires_action | pending) → succeeded | failed | partially_succeeded | canceled; they only move forward.',
+            'Statuses: requires_payment_method → processing → (requires_action | pending | needs_attention) → succeeded | failed | partially_succeeded | canceled; they only move forward (an operator retry of needs_attention is the one step back).',
           parameters: [idempotencyKey],
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreatePayment' } } } },
           responses: {
@@ -90,6 +90,21 @@ export function openApiDocument() {
             { name: 'starting_after', in: 'query', schema: { type: 'string' } },
           ],
           responses: { '200': { description: 'A page', content: { 'application/json': { schema: { $ref: '#/components/schemas/TransactionList' } } } }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/ops/orders/{id}/{action}': {
+        post: {
+          summary: 'Operators: retry or cancel an order parked as needs_attention (admin key)',
+          description: 'Bearer ADMIN_API_KEY (the routes answer 404 ops_disabled when it is unset). The command is signalled to the order\'s workflow, which carries it out: retry charges again with the same idempotency key; cancel first voids or refunds a charge the PSP may hold.',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'action', in: 'path', required: true, schema: { enum: ['retry', 'cancel'] } },
+          ],
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { reason: { type: 'string', maxLength: 500 } }, additionalProperties: false } } } },
+          responses: {
+            '202': { description: 'The order\'s workflow has the command', content: { 'application/json': { schema: { type: 'object', properties: { order_id: { type: 'string' }, payment_id: { type: 'string' }, action: { type: 'string' }, accepted: { type: 'boolean' } } } } } },
+            ...errorResponses({ '400': 'Invalid body', '401': 'Missing or invalid admin key', '404': 'No such order (or ops routes off)', '409': 'The order is not needs_attention (order_not_parked)', '503': 'Temporal did not take the command' }),
+          },
         },
       },
       '/webhooks/psp': {
