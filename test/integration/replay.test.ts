@@ -16,7 +16,7 @@ const files = fs.readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter(
 
 describe('workflow replay', () => {
   it('has recorded histories for both workflow types, from every workflow version', () => {
-    for (const version of ['v1', 'v2', 'v3', 'v4', 'v5']) {
+    for (const version of ['v1', 'v2', 'v3', 'v4', 'v5', 'v6']) {
       expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.payment.json'))).toBe(true);
       expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.order.json'))).toBe(true);
     }

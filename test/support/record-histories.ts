@@ -18,10 +18,11 @@ import { ROOT } from './processes';
 // One folder per workflow version; older folders stay, so running workflows of every version keep
 // replaying. Bump when a workflow change is recorded (v2: books in one posting; v3: database
 // steps as local activities; v4: hosted checkout, delayed PSP results, webhook signals, polling;
-// v5: dead letters — PSP steps with an attempt limit, parked orders, operator retry/cancel).
-const HISTORY_SET = 'v5';
+// v5: dead letters — PSP steps with an attempt limit, parked orders, operator retry/cancel;
+// v6: all-or-nothing capture — authorize every order, then capture all or void the authorized).
+const HISTORY_SET = 'v6';
 
-type Scenario = { name: string; body: ReturnType<typeof checkoutBody>; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
+type Scenario = { name: string; body: ReturnType<typeof checkoutBody> & { capture_method?: string }; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
 type Created = { id: string; workflow_id: string; checkout_url: string | null; orders: { id: string }[] };
 
 const RETURN_URL = 'https://shop.example/thanks';
@@ -35,11 +36,19 @@ const SCENARIOS: Scenario[] = [
   { name: 'three-d-secure', body: checkoutBody({ payment_method: 'tok_requires_action' }), drive: approve3ds },
   { name: 'hosted-checkout', body: checkoutBody({ return_url: RETURN_URL }), drive: payOnCheckoutPage },
   { name: 'checkout-expired', body: checkoutBody({ return_url: RETURN_URL }) },
+  { name: 'all-or-nothing-captured', body: { ...checkoutBody({ payment_method: 'tok_success', sellers: 2 }), capture_method: 'all_or_nothing' } },
+  { name: 'all-or-nothing-voided', body: allOrNothingWithDecline() },
   { name: 'parked-then-retried', body: checkoutBody({ payment_method: 'tok_success' }), faults: { fail_next: 3, retry_after_s: 0 }, drive: operator('retry') },
   { name: 'parked-then-canceled', body: checkoutBody({ payment_method: 'tok_success' }), faults: { fail_next: 3, retry_after_s: 0 }, drive: operator('cancel') },
 ];
 
 const ADMIN_KEY = 'admin_record_key_0123456789';
+
+/** Two orders, the second at the sandbox's declining amount (13.13): the first is voided. */
+function allOrNothingWithDecline(): Scenario['body'] {
+  const body = checkoutBody({ payment_method: 'tok_success', sellers: 2 });
+  return { ...body, capture_method: 'all_or_nothing', orders: body.orders.map((o, i) => ({ ...o, amount: i === 1 ? '13.13' : o.amount })) };
+}
 
 function operator(action: 'retry' | 'cancel') {
   return async (stack: AsyncStack, payment: Created): Promise<void> => {
