@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabase } from '../../src/db';
 import type { ChargeJson } from '../../src/sandbox-psp/app';
 import { loadSandboxConfig } from '../../src/sandbox-psp/config';
-import { freePort, spawnTs, waitForHttp, type Service } from '../support/processes';
+import { spawnSandbox, STARTUP_TIMEOUT_MS, uid, type ErrorJson, type Json, type SpawnedSandbox } from '../support/sandbox';
 
 /**
  * Fault injection (503s, rate limits, answers that never come), the request log, and capture /
@@ -11,9 +11,7 @@ import { freePort, spawnTs, waitForHttp, type Service } from '../support/process
 
 jest.setTimeout(30_000);
 
-const ENTRY = 'src/sandbox-psp/main.ts';
 const API_KEY = 'psk_test_faults';
-const STARTUP_TIMEOUT_MS = 60_000;
 const BURST_SIZE = 10;
 const RATE_LIMIT_PER_S = 2;
 const CLIENT_TIMEOUT_MS = 500;
@@ -36,42 +34,13 @@ const IGNORING_KNOBS = { ...DEFAULT_KNOBS, retry_after_s: 7, timeout_hold_ms: 1_
 
 const database_url = `postgres://postgres@127.0.0.1:5432/sandbox_faults_${randomBytes(6).toString('hex')}`;
 
-interface Sandbox {
-  base_url: string;
-  service: Service;
+interface Sandbox extends SpawnedSandbox {
   start_knobs: typeof DEFAULT_KNOBS;
 }
 
 async function startSandbox(name: string, env: Record<string, string>, start_knobs: typeof DEFAULT_KNOBS): Promise<Sandbox> {
-  const port = await freePort();
-  const service = spawnTs(`sandbox-faults-test-${name}`, ENTRY, {
-    SANDBOX_PORT: String(port),
-    SANDBOX_HOST: '127.0.0.1',
-    SANDBOX_DATABASE_URL: database_url,
-    SANDBOX_API_KEY: API_KEY,
-    SANDBOX_IGNORE_IDEMPOTENCY: '0',
-    SANDBOX_LATENCY_MS: '0',
-    SANDBOX_FEE_BPS: '290',
-    SANDBOX_FEE_FIXED_MINOR: '30',
-    ...env,
-  });
-  const base_url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base_url}/healthz`, STARTUP_TIMEOUT_MS);
-  return { base_url, service, start_knobs };
-}
-
-function uid(prefix: string): string {
-  return `${prefix}_${randomBytes(8).toString('hex')}`;
-}
-
-type Json = Record<string, unknown>;
-
-interface ErrorJson {
-  type: string;
-  code: string;
-  message?: string;
-  param?: string;
-  charge?: ChargeJson;
+  const spawned = await spawnSandbox(`sandbox-faults-test-${name}`, { SANDBOX_DATABASE_URL: database_url, SANDBOX_API_KEY: API_KEY, ...env });
+  return { ...spawned, start_knobs };
 }
 
 type AnswerBody = Partial<ChargeJson> & { error?: ErrorJson; data?: Json[] };

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabase } from '../../src/db';
 import type { ChargeJson } from '../../src/sandbox-psp/app';
-import { freePort, sleep, spawnTs, waitForHttp, type Service } from '../support/processes';
+import { sleep } from '../support/processes';
+import { spawnSandbox, STARTUP_TIMEOUT_MS, uid, type ErrorJson, type Json, type SpawnedSandbox } from '../support/sandbox';
 
 /**
  * The sandbox PSP as the payment app sees it: real processes, a real database of its own, real
@@ -10,53 +11,19 @@ import { freePort, sleep, spawnTs, waitForHttp, type Service } from '../support/
 
 jest.setTimeout(30_000);
 
-const ENTRY = 'src/sandbox-psp/main.ts';
 const API_KEY = 'psk_test_integration';
 const LATENCY_MS = 1_500;
-const STARTUP_TIMEOUT_MS = 60_000;
 const STATS_POLL_MS = 50;
 const BURST_SIZE = 10;
 
 const database_url = `postgres://postgres@127.0.0.1:5432/sandbox_test_${randomBytes(6).toString('hex')}`;
 
-interface Sandbox {
-  base_url: string;
-  service: Service;
-}
+type Sandbox = SpawnedSandbox;
 
 async function startSandbox(name: string, env: Record<string, string> = {}): Promise<Sandbox> {
-  const port = await freePort();
-  const service = spawnTs(`sandbox-psp-test-${name}`, ENTRY, {
-    SANDBOX_PORT: String(port),
-    SANDBOX_HOST: '127.0.0.1',
-    SANDBOX_DATABASE_URL: database_url,
-    SANDBOX_API_KEY: API_KEY,
-    SANDBOX_IGNORE_IDEMPOTENCY: '0',
-    SANDBOX_LATENCY_MS: '0',
-    SANDBOX_FEE_BPS: '290',
-    SANDBOX_FEE_FIXED_MINOR: '30',
-    ...env,
-  });
-  const base_url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base_url}/healthz`, STARTUP_TIMEOUT_MS);
-  return { base_url, service };
+  return await spawnSandbox(`sandbox-psp-test-${name}`, { SANDBOX_DATABASE_URL: database_url, SANDBOX_API_KEY: API_KEY, ...env });
 }
 
-function uid(prefix: string): string {
-  return `${prefix}_${randomBytes(8).toString('hex')}`;
-}
-
-type Json = Record<string, unknown>;
-
-interface ErrorJson {
-  type: string;
-  code: string;
-  message?: string;
-  param?: string;
-  charge?: ChargeJson;
-}
-
-/** Whatever the sandbox answers: a charge, a list, an error, or a small object like health. */
 type AnswerBody = Partial<ChargeJson> & { error?: ErrorJson; data?: ChargeJson[]; ok?: boolean };
 
 interface Answer {
