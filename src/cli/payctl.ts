@@ -25,6 +25,9 @@ const USAGE = `usage: payctl <command>
                                                received PSP webhooks, newest first; route is order,
                                                payment, unknown (no such object here) or ignored
   payment history <payment_id>                 every status change of a payment and its orders
+  payment show <payment_id> [--json]           one payment for an operator: its orders, the PSP events
+                                               received for it, its ledger transactions, its status
+                                               history and its workflow in the Temporal UI
   order list --status needs_attention [--limit N]
                                                parked orders (PSP retries ran out) with their reason
   order retry <order_id> [--reason R]          charge a parked order again (same idempotency key)
@@ -149,6 +152,180 @@ async function paymentHistory(db: Knex, args: Args): Promise<number> {
   return 0;
 }
 
+interface ShownPayment {
+  id: string;
+  status: string;
+  amount_minor: string;
+  currency: string;
+  merchant_id: string;
+  merchant_name: string;
+  buyer_id: string;
+  failure_code: string | null;
+  failure_message: string | null;
+  workflow_id: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface ShownOrder {
+  id: string;
+  status: string;
+  amount_minor: string;
+  currency: string;
+  seller_id: string;
+  psp_reference: string | null;
+  charge_attempts: number;
+  failure_code: string | null;
+  failure_message: string | null;
+  psp_version: number | null;
+  wallet_updated: boolean;
+  ledger_updated: boolean;
+  updated_at: Date;
+}
+
+interface ShownEntry {
+  transaction_id: string;
+  account: string;
+  amount_minor: string;
+  currency: string;
+  phase: string;
+}
+
+const failureOf = (r: { failure_code: string | null; failure_message: string | null }): string | null =>
+  r.failure_code === null && r.failure_message === null ? null : [r.failure_code, r.failure_message].filter((x) => x !== null).join(': ');
+
+/** Everything stored about one payment, in the shape `payment show` prints (amounts as decimal strings). */
+async function loadPaymentFacts(db: Knex, payment_id: string) {
+  const payment = await db('payment_event as p')
+    .join('merchant as m', 'm.id', 'p.merchant_id')
+    .where('p.id', payment_id)
+    .first<ShownPayment | undefined>('p.id', 'p.status', 'p.amount_minor', 'p.currency', 'p.merchant_id', 'm.name as merchant_name', 'p.buyer_id', 'p.failure_code', 'p.failure_message', 'p.workflow_id', 'p.created_at', 'p.updated_at');
+  if (payment === undefined) return null;
+  const orders = await db('payment_order')
+    .where({ payment_id })
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])
+    .select<ShownOrder[]>('id', 'status', 'amount_minor', 'currency', 'seller_id', 'psp_reference', 'charge_attempts', 'failure_code', 'failure_message', 'psp_version', 'wallet_updated', 'ledger_updated', 'updated_at');
+  // Events applied to (or meant for) the payment or one of its orders; an ignored one keeps only its order id.
+  const order_ids = orders.map((o) => o.id);
+  const events = await db('psp_event')
+    .where((q) => (order_ids.length === 0 ? q.where({ payment_id }) : q.where({ payment_id }).orWhereIn('order_id', order_ids)))
+    .orderBy([{ column: 'received_at' }, { column: 'id' }])
+    .select<EventLine[]>('id', 'type', 'route', 'object_id', 'payment_id', 'order_id', 'note', 'deliveries', 'received_at', 'applied_at');
+  const transactions: { id: string; reference: string; kind: string; description: string; order_id: string | null; created_at: Date }[] = await db('ledger_transaction')
+    .where({ payment_id })
+    .orderBy('id')
+    .select('id', 'reference', 'kind', 'description', 'order_id', 'created_at');
+  const entries: ShownEntry[] = transactions.length === 0 ? [] : await db('ledger_entry as e')
+    .join('ledger_account as a', 'a.id', 'e.account_id')
+    .whereIn('e.transaction_id', transactions.map((t) => t.id))
+    .orderBy('e.id')
+    .select('e.transaction_id', 'a.code as account', 'e.amount_minor', 'e.currency', 'e.phase');
+  const history: { order_id: string | null; from_status: string | null; to_status: string; changed_at: Date }[] = await db('status_history')
+    .where({ payment_id })
+    .orderBy('id')
+    .select('order_id', 'from_status', 'to_status', 'changed_at');
+  const env = loadEnv();
+  return {
+    payment: {
+      id: payment.id,
+      status: payment.status,
+      amount: formatAmount(BigInt(payment.amount_minor), payment.currency),
+      currency: payment.currency,
+      merchant_id: payment.merchant_id,
+      merchant_name: payment.merchant_name,
+      buyer_id: payment.buyer_id,
+      failure_code: payment.failure_code,
+      failure_message: payment.failure_message,
+      workflow_id: payment.workflow_id,
+      created_at: payment.created_at.toISOString(),
+      updated_at: payment.updated_at.toISOString(),
+    },
+    temporal_ui_url: `${env.TEMPORAL_UI_URL.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(env.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(payment.workflow_id)}`,
+    orders: orders.map((o) => ({
+      id: o.id,
+      status: o.status,
+      amount: formatAmount(BigInt(o.amount_minor), o.currency),
+      currency: o.currency,
+      seller_id: o.seller_id,
+      psp_reference: o.psp_reference,
+      charge_attempts: o.charge_attempts,
+      failure_code: o.failure_code,
+      failure_message: o.failure_message,
+      psp_version: o.psp_version,
+      wallet_updated: o.wallet_updated,
+      ledger_updated: o.ledger_updated,
+      updated_at: o.updated_at.toISOString(),
+    })),
+    psp_events: events.map((e) => ({
+      id: e.id,
+      type: e.type,
+      route: e.route,
+      object_id: e.object_id,
+      order_id: e.order_id,
+      applied: e.applied_at !== null,
+      applied_at: e.applied_at?.toISOString() ?? null,
+      deliveries: e.deliveries,
+      note: e.note,
+      received_at: e.received_at.toISOString(),
+    })),
+    ledger_transactions: transactions.map((t) => ({
+      id: String(t.id),
+      reference: t.reference,
+      kind: t.kind,
+      description: t.description,
+      order_id: t.order_id,
+      created_at: t.created_at.toISOString(),
+      entries: entries
+        .filter((e) => String(e.transaction_id) === String(t.id))
+        .map((e) => {
+          const minor = BigInt(e.amount_minor);
+          return { account: e.account, direction: minor > 0n ? 'debit' : 'credit', amount: formatAmount(minor > 0n ? minor : -minor, e.currency), currency: e.currency, phase: e.phase };
+        }),
+    })),
+    status_history: history.map((h) => ({ order_id: h.order_id, from_status: h.from_status, to_status: h.to_status, changed_at: h.changed_at.toISOString() })),
+  };
+}
+
+async function paymentShow(db: Knex, args: Args): Promise<number> {
+  const [payment_id, extra] = args.words;
+  if (payment_id === undefined || extra !== undefined) throw new UsageError('payment show takes one payment id');
+  const facts = await loadPaymentFacts(db, payment_id);
+  if (facts === null) {
+    process.stderr.write(`payctl: no payment ${payment_id}\n`);
+    return 1;
+  }
+  if (args.flags.has('--json')) {
+    out(JSON.stringify(facts));
+    return 0;
+  }
+  const { payment: p } = facts;
+  const failure = failureOf(p);
+  out(`payment ${p.id} ${p.status} ${p.amount} ${p.currency}`);
+  out(`  merchant ${p.merchant_id} (${p.merchant_name}), buyer ${p.buyer_id}`);
+  out(`  created ${p.created_at}, updated ${p.updated_at}`);
+  if (failure !== null) out(`  failure ${failure}`);
+  out(`  workflow ${p.workflow_id} ${facts.temporal_ui_url}`);
+  out(`orders (${facts.orders.length}):`);
+  for (const o of facts.orders) {
+    out(`  ${o.id} ${o.status} ${o.amount} ${o.currency} seller ${o.seller_id} psp_reference ${o.psp_reference ?? '-'} charge_attempts ${o.charge_attempts} psp_version ${o.psp_version ?? '-'} books ${o.ledger_updated ? 'written' : 'not written'}`);
+    const order_failure = failureOf(o);
+    if (order_failure !== null) out(`    failure ${order_failure}`);
+  }
+  out(`psp events (${facts.psp_events.length}):`);
+  for (const e of facts.psp_events) {
+    const applied = e.applied_at === null ? 'NOT APPLIED' : `applied ${e.applied_at}`;
+    out(`  ${e.received_at} ${e.id} ${e.type} ${e.route} ${e.order_id ?? p.id} x${e.deliveries} ${applied}${e.note === null ? '' : ` (${e.note})`}`);
+  }
+  out(`ledger transactions (${facts.ledger_transactions.length}):`);
+  for (const t of facts.ledger_transactions) {
+    out(`  ${t.id} ${t.reference} ${t.kind} ${t.created_at} ${t.description}`);
+    for (const e of t.entries) out(`    ${e.direction.padEnd(6)} ${e.account} ${e.amount} ${e.currency} ${e.phase}`);
+  }
+  out(`status history (${facts.status_history.length}):`);
+  for (const h of facts.status_history) out(`  ${h.changed_at} ${h.order_id ?? p.id} ${h.from_status ?? '(new)'} -> ${h.to_status}`);
+  return 0;
+}
+
 function flagValue(args: Args, flag: string): string | undefined {
   const value = args.flags.get(flag);
   if (value === true) throw new UsageError(`${flag} needs a value`);
@@ -219,6 +396,7 @@ const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'merchant fee-rule list': feeRuleList,
   'psp-events list': pspEventsList,
   'payment history': paymentHistory,
+  'payment show': paymentShow,
   'order list': orderList,
   'order retry': orderCommand('retry'),
   'order cancel': orderCommand('cancel'),
