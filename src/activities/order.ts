@@ -85,6 +85,8 @@ function toActivityFailure(err: PspError): ApplicationFailure {
 }
 
 const FAILURE_MESSAGE_CHARS_MAX = 1_000;
+/** Statuses in which an order has no charge outcome yet. */
+const UNCHARGED: ReadonlySet<OrderStatus> = new Set(['not_started', 'executing', 'needs_attention']);
 
 function rethrowPsp(err: unknown): never {
   throw err instanceof PspError ? toActivityFailure(err) : err;
@@ -247,10 +249,20 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
     /**
      * Dead letter: the PSP step ran out of retries. The order waits for an operator with the last
      * error as its reason; nothing about the charge is assumed (the PSP may or may not have it).
+     * But an attempt may have done its work and died before reporting it (a worker killed after
+     * the database write): if the order already moved past what the step was for — charged
+     * (`charge`) or decided (`decision`) — that outcome is answered instead and nothing is parked.
      */
-    async parkOrder(order_id: string, reason: string): Promise<void> {
+    async parkOrder(order_id: string, reason: string, step: 'charge' | 'decision' = 'charge'): Promise<ChargeOutcome | null> {
+      const order = await loadOrder(db, order_id);
+      const done = step === 'charge' ? !UNCHARGED.has(order.status) : isOrderTerminal(order.status);
+      if (done) {
+        log.info({ order_id, status: order.status, reason }, 'order not parked: the step had already done its work');
+        return outcomeOf(order);
+      }
       await moveForOperator(order_id, 'needs_attention', { failure_code: 'retries_exhausted', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX) });
       log.warn({ order_id, reason }, 'order needs attention');
+      return null;
     },
 
     /** An operator's retry: the parked order goes back to `executing` and is charged again (same key). */

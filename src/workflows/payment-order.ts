@@ -69,8 +69,11 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     if (step === 'needs_attention' && command === null) command = c;
   });
 
-  /** Runs a PSP step; if its retries run out, parks the order until an operator retries or cancels. */
-  async function withOperator(call: () => Promise<ChargeOutcome>): Promise<ChargeOutcome> {
+  /**
+   * Runs a PSP step; if its retries run out, parks the order until an operator retries or
+   * cancels (unless the database shows the step did its work after all).
+   */
+  async function withOperator(call: () => Promise<ChargeOutcome>, for_step: 'charge' | 'decision'): Promise<ChargeOutcome> {
     for (;;) {
       let reason: string;
       try {
@@ -81,17 +84,19 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
       }
       const before = step;
       step = 'needs_attention';
-      const decided = await parkUntilOperator(reason);
+      const decided = await parkUntilOperator(reason, for_step);
       if (decided !== null) return decided;
       step = before;
     }
   }
 
-  /** Null after a retry; the cancelled outcome after a cancel. */
-  async function parkUntilOperator(first_reason: string): Promise<ChargeOutcome | null> {
+  /** Null after a retry; the outcome if there was one after all, or after a cancel. */
+  async function parkUntilOperator(first_reason: string, for_step: 'charge' | 'decision'): Promise<ChargeOutcome | null> {
     let reason = first_reason;
     for (;;) {
-      await localBooks.parkOrder(input.order_id, reason);
+      // Histories from before this check recorded no result (undefined): they did park.
+      const already = (await localBooks.parkOrder(input.order_id, reason, for_step)) ?? null;
+      if (already !== null) return already;
       upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'needs_attention' }]);
       await condition(() => command !== null);
       const decision = command as OperatorCommand | null;
@@ -111,11 +116,11 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     }
   }
 
-  outcome = await withOperator(() => psp.chargeOrder(input.order_id));
+  outcome = await withOperator(() => psp.chargeOrder(input.order_id), 'charge');
   upsertSearchAttributes([{ key: SA.PaymentStatus, value: outcome.status }]);
   if (WAITING.has(outcome.status)) {
     step = 'awaiting_psp';
-    outcome = await awaitDecision(input, outcome, () => news, () => withOperator(() => psp.pollCharge(input.order_id)));
+    outcome = await awaitDecision(input, outcome, () => news, () => withOperator(() => psp.pollCharge(input.order_id), 'decision'));
   }
   // All-or-nothing: the order ends authorized; its payment captures or voids every order at once.
   if (outcome.status === 'authorized') await localBooks.recordAuthorization(input.order_id);
