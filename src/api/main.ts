@@ -11,6 +11,7 @@ import { runRelay } from '../services/workflow-starter';
 import { createApp, starterDepsOf } from './app';
 
 const TEST_WEBHOOK_SECRET = 'whsec_test_sandbox';
+const SHUTDOWN_GRACE_MS = 5_000;
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -45,11 +46,16 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     log.info({ signal }, 'api stopping');
     server.close(() => {
+      clearTimeout(cutoff);
       void Promise.all([relay.stop(), sweeper.stop(), key_sweeper.stop()])
         .then(() => connection.close())
         .then(() => db.destroy())
         .then(() => process.exit(0));
     });
+    // Keep-alive connections would hold close() open for ever while clients keep sending: idle
+    // ones go now, busy ones get SHUTDOWN_GRACE_MS to finish their request (found by the chaos run).
+    server.closeIdleConnections();
+    const cutoff = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
