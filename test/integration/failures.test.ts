@@ -160,7 +160,7 @@ describe('dead letters', () => {
     const cmd = tsCommand('src/cli/payctl.ts');
     const payctl = async (args: string[]) => {
       try {
-        const { stdout, stderr } = await run(cmd.command, [...cmd.args, ...args], { cwd: ROOT, env: process.env });
+        const { stdout, stderr } = await run(cmd.command, [...cmd.args, ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: stack.database_url } });
         return { code: 0, stdout, stderr };
       } catch (err) {
         const e = err as { code: number; stdout: string; stderr: string };

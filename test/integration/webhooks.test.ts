@@ -241,7 +241,7 @@ describe('hosted checkout', () => {
 describe('an event stored but never applied is not lost', () => {
   /** The same API, but its Temporal address is a closed port: signals fail after the commit. */
   async function apiWithTemporalDown() {
-    const db = createDb(String(process.env.DATABASE_URL), 2);
+    const db = createDb(stack.database_url, 2);
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
     const app = createApp({ db, temporal: new Client({ connection }), task_queue: stack.api.task_queue, log: createLogger('api-down', 'silent'), registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: { per_s: 100, burst: 100 }, ...testOutsideDeps({ psp_url: stack.psp_url }) });
     const server = app.listen(0, '127.0.0.1');

@@ -1,20 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { createDb, dropDatabase } from '../../src/db';
+import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
+import { verifyLedger } from '../../src/ledger/store';
 import path from 'node:path';
 import { ROOT, freePort, spawnTs, waitForHttp, waitForPoller, type Service } from './processes';
 import { newMerchant, type TestApi } from './stack';
 
 /**
- * A stack of its own for tests of delayed PSP results and webhooks: an API process, a sandbox
- * PSP whose webhooks go to that API, and a worker on its own task queue calling that sandbox.
- * Its own sandbox means its webhook knobs (drop, duplicate, reorder) touch no other suite;
- * Temporal and the payments database are the suite's. Every process logs to test-output/.
+ * A stack of its own for tests of delayed PSP results, webhooks and failures: an API process, a
+ * sandbox PSP whose webhooks go to that API, and a worker on its own task queue calling that
+ * sandbox, over a payments database of its own. Nothing is shared but the Temporal server: its
+ * knobs and faults touch no other suite, and its API's relay never starts another suite's
+ * payments. Closing it checks its ledger. Every process logs to test-output/.
  */
 export interface AsyncStack {
   api: TestApi;
   key: string;
   psp_url: string;
+  database_url: string;
   /** The log files of this stack's processes (for the card-number grep). */
   log_files: string[];
   sandbox_database_url: string;
@@ -46,8 +49,13 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
   const [psp_port, api_port] = [await freePort(), await freePort()];
   const psp_url = `http://127.0.0.1:${psp_port}`;
   const api_url = `http://127.0.0.1:${api_port}`;
-  const sandbox_database_url = `postgres://postgres@127.0.0.1:5432/sandbox_${id.replace(/-/g, '_')}_${String(process.env.TEST_RUN_ID)}`;
-  const shared = { TEMPORAL_TASK_QUEUE: task_queue, PSP_URL: psp_url };
+  const db_suffix = `${id.replace(/-/g, '_')}_${String(process.env.TEST_RUN_ID)}`;
+  const sandbox_database_url = `postgres://postgres@127.0.0.1:5432/sandbox_${db_suffix}`;
+  const database_url = `postgres://postgres@127.0.0.1:5432/payments_${db_suffix}`;
+  await ensureDatabase(database_url);
+  const db = createDb(database_url, 5);
+  await migrateLatest(db);
+  const shared = { TEMPORAL_TASK_QUEUE: task_queue, PSP_URL: psp_url, DATABASE_URL: database_url };
   const sandbox_env = {
     SANDBOX_PORT: String(psp_port),
     SANDBOX_DATABASE_URL: sandbox_database_url,
@@ -60,7 +68,6 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
     spawnTs(`api-${id}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
     spawnTs(`worker-${id}`, 'src/workers/main.ts', { ...shared, ...opts.worker_env }),
   ];
-  const db = createDb(String(process.env.DATABASE_URL), 5);
   const connection = await Connection.connect({ address: String(process.env.TEMPORAL_ADDRESS) });
   const stopAll = async (): Promise<void> => {
     for (const s of [...services].reverse()) await s.stop();
@@ -78,6 +85,7 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
     api,
     key: await newMerchant(db),
     psp_url,
+    database_url,
     log_files: services.map((s) => path.join(ROOT, 'test-output', `${s.name}.log`)),
     sandbox_database_url,
     async setKnobs(knobs) {
@@ -94,8 +102,11 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
       await waitForHttp(`${psp_url}/healthz`);
     },
     async close() {
+      const report = await verifyLedger(db);
       await stopAll();
       await dropDatabase(sandbox_database_url);
+      await dropDatabase(database_url);
+      if (report.breaks.length > 0) throw new Error(`ledger verify of stack ${id}: ${JSON.stringify(report.breaks)}`);
     },
   };
 }

@@ -29,8 +29,8 @@ describe('payment status', () => {
     expect(() => assertOrderMove('pending', 'executing')).toThrow(/not allowed/);
     expect(() => assertOrderMove('canceled', 'succeeded')).toThrow(/not allowed/);
     // news may settle a parked order too; an operator's retry is the one step back allowed
-    expect(orderStatusesBefore('pending')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention']);
-    expect(orderStatusesBefore('succeeded')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention']);
+    expect(orderStatusesBefore('pending')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention', 'authorized']);
+    expect(orderStatusesBefore('succeeded')).toEqual(['not_started', 'executing', 'requires_action', 'pending', 'needs_attention', 'authorized']);
     expect(orderStatusesBefore('executing')).toEqual(['not_started', 'executing', 'needs_attention']);
     expect(() => assertOrderMove('needs_attention', 'not_started')).toThrow(/not allowed/);
     expect(derivePaymentStatus(['needs_attention', 'requires_action'])).toBe('needs_attention');
