@@ -1,3 +1,7 @@
+import { splitFlags, UsageError } from '../flags';
+
+export { UsageError };
+
 /** Flags of `npm run chaos`; every value is range-checked here, before anything is started. */
 export const LIMITS = {
   payments_min: 1,
@@ -25,7 +29,6 @@ export interface Options {
   help: boolean;
 }
 
-export class UsageError extends Error {}
 
 export const USAGE = `usage: npm run chaos -- [options]
   --payments N         payments to drive, ${LIMITS.payments_min}..${LIMITS.payments_max} (default ${LIMITS.payments_default})
@@ -41,21 +44,6 @@ exit status: 0 every invariant PASS, 1 a FAIL or the run broke, 2 usage error`;
 const VALUED = new Set(['--payments', '--seed', '--duration-max-s', '--kill-every-s', '--rate']);
 const SWITCHES = new Set(['--quiet', '--keep', '--help']);
 
-function splitFlags(argv: string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag = '', inline] = arg.split(/=(.*)/s, 2);
-    if (flags.has(flag)) throw new UsageError(`${flag} given twice`);
-    if (SWITCHES.has(flag) && inline === undefined) flags.set(flag, '');
-    else if (VALUED.has(flag)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value === '' || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
-      flags.set(flag, value);
-    } else throw new UsageError(arg.startsWith('-') ? `unknown flag: ${arg}` : `unexpected argument: ${arg}`);
-  }
-  return flags;
-}
 
 function wholeIn(flag: string, text: string | undefined, min: number, max: number, fallback: number): number {
   if (text === undefined) return fallback;
@@ -74,7 +62,7 @@ function rateIn(text: string | undefined): number {
 }
 
 export function parseArgs(argv: string[]): Options {
-  const f = splitFlags(argv);
+  const f = splitFlags(argv, VALUED, SWITCHES);
   const help = f.has('--help');
   return {
     payments: wholeIn('--payments', f.get('--payments'), LIMITS.payments_min, LIMITS.payments_max, LIMITS.payments_default),

@@ -1,3 +1,7 @@
+import { splitFlags, UsageError } from '../flags';
+
+export { UsageError };
+
 /** Flags of `npm run bench`; every value is range-checked here, before anything is started. */
 export const LIMITS = {
   rate_per_s_max: 2_000,
@@ -34,7 +38,6 @@ export interface Options {
   help: boolean;
 }
 
-export class UsageError extends Error {}
 
 export const USAGE = `usage: npm run bench -- --rate R --duration S --orders K [options]
   --rate R          offered payments per second, 0 < R <= ${LIMITS.rate_per_s_max} (with --find-max: the first step)
@@ -91,23 +94,9 @@ function targetUrl(text: string): string {
 const VALUED = new Set(['--rate', '--duration', '--orders', '--tokens', '--warmup', '--url', '--key', '--out']);
 const SWITCHES = new Set(['--find-max', '--ceiling', '--help']);
 
-function splitFlags(argv: string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag = '', inline] = arg.split(/=(.*)/s, 2);
-    if (SWITCHES.has(flag) && inline === undefined) flags.set(flag, '');
-    else if (VALUED.has(flag)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined || value === '' || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
-      flags.set(flag, value);
-    } else throw new UsageError(arg.startsWith('-') ? `unknown flag: ${arg}` : `unexpected argument: ${arg}`);
-  }
-  return flags;
-}
 
 export function parseArgs(argv: string[]): Options {
-  const f = splitFlags(argv);
+  const f = splitFlags(argv, VALUED, SWITCHES);
   if (f.has('--help')) return { help: true } as Options;
   for (const required of ['--rate', '--duration', '--orders']) if (!f.has(required)) throw new UsageError(`${required} is required`);
   const url = f.has('--url') ? targetUrl(f.get('--url') ?? '') : null;
