@@ -5,11 +5,13 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
  * Exponential backoff from 1 s doubling to a cap (the seed's strategies: immediate = a 0 s
  * interval, fixed = coefficient 1, incremental ≈ a small coefficient; exponential is the default).
  * A PSP `Retry-After` overrides the next delay (nextRetryDelay, src/activities/order.ts).
- * - PSP calls stop after PSP_CALL_ATTEMPTS_MAX attempts (12 ≈ 8 min of backoff): the order is then
+ * - PSP calls stop after PSP_CALL_ATTEMPTS_MAX attempts (12 ≈ 6 min of backoff): the order is then
  *   parked as `needs_attention` (a dead letter) for an operator to retry or cancel, rather than
  *   retrying silently for ever against a PSP that keeps refusing.
- * - Database steps retry without limit: they are ours, idempotent, and a database outage should
- *   make payments wait, not park them all.
+ * - Database steps are ours and idempotent: a database outage should make payments wait, not park
+ *   them all, so their limit is time, not attempts: DATABASE_STEP_ELAPSED_MAX (a day). A database
+ *   down that long is an incident; the workflow then fails visibly in the Temporal UI (find them
+ *   by PaymentStatus) and is reset from there once the database is back.
  * Declines are not errors, so they are never retried.
  */
 export const PSP_CALL_ATTEMPTS_MAX = 12;
@@ -28,8 +30,11 @@ export function pspCallWith(attempts_max: number | undefined): ActivityOptions {
   return { ...PSP_CALL, retry: { ...PSP_CALL.retry, maximumAttempts: attempts_max } };
 }
 
+const DATABASE_STEP_ELAPSED_MAX = '24h';
+
 export const DATABASE_STEP: ActivityOptions = {
   startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: DATABASE_STEP_ELAPSED_MAX,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 };
 
@@ -42,6 +47,7 @@ export const DATABASE_STEP: ActivityOptions = {
  */
 export const LOCAL_DATABASE_STEP: LocalActivityOptions = {
   startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: DATABASE_STEP_ELAPSED_MAX,
   localRetryThreshold: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 };
