@@ -19,6 +19,7 @@ import { getPaymentMethod } from './checkout-store';
 import type { NewEvent } from './events';
 import { createFaultAdminRouter, holdWithoutAnswer, refuseByFaults, type FaultKnobState } from './faults';
 import { insertAttempt, type Attempt, type RequestOutcome } from './request-log';
+import { createSettlementAdminRouter, getSettlement, SettlementKnobState } from './settlements';
 import { createThreeDSecurePages } from './three-d-secure';
 import { enqueueEvent, type EventDeps } from './webhooks';
 import {
@@ -626,6 +627,13 @@ function routeNotFound(req: Request): never {
 export function createSandboxApp(deps: Deps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Settlement knobs live in memory like the fault knobs; nothing outside the app reads them.
+  const settlements = {
+    db: deps.db,
+    log: deps.log,
+    knobs: new SettlementKnobState(),
+    fee_of: (amount_minor: bigint) => computeFeeMinor(amount_minor, deps.config.fee_bps, deps.config.fee_fixed_minor),
+  };
   app.use(requestLog(deps.log));
   app.get('/healthz', health(deps.db, deps.log));
   app.get('/_sandbox/stats', stats(deps.db));
@@ -634,6 +642,7 @@ export function createSandboxApp(deps: Deps): express.Express {
     express.json({ limit: SANDBOX_LIMITS.body_bytes_max }),
     createAdminRouter(deps),
     createFaultAdminRouter(deps),
+    createSettlementAdminRouter(settlements),
   );
   // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
   app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
@@ -652,6 +661,7 @@ export function createSandboxApp(deps: Deps): express.Express {
   app.get('/v1/charges/:id', getChargeById(deps));
   app.post('/v1/checkout_sessions', postCheckoutSession(deps));
   app.get('/v1/checkout_sessions/:id', getCheckoutSession(deps));
+  app.get('/v1/settlements/:date', getSettlement(settlements));
   app.use(routeNotFound);
   app.use(errorHandler(deps));
   return app;

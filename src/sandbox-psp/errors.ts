@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   idempotency_key_reused: { type: 'idempotency_error', status: 400 },
   card_declined: { type: 'card_error', status: 402 },
   insufficient_funds: { type: 'card_error', status: 402 },
+  // The settlement file of a day that is not over yet (settlements.ts).
+  settlement_not_ready: { type: 'invalid_request_error', status: 400 },
   resource_missing: { type: 'invalid_request_error', status: 404 },
   route_not_found: { type: 'invalid_request_error', status: 404 },
   // The charge is in a state the action does not apply to; its body carries the charge as is.
