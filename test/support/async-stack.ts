@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
 import { verifyLedger } from '../../src/ledger/store';
+import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, freePort, spawnTs, waitForHttp, waitForPoller, type Service } from './processes';
+import { ROOT, freePort, sleep, spawnTs, waitForHttp, waitForPoller, type Service } from './processes';
 import { newMerchant, type TestApi } from './stack';
 
 /**
@@ -43,50 +44,107 @@ async function postJson(url: string, body: unknown): Promise<void> {
   if (!res.ok) throw new Error(`POST ${url} failed: HTTP ${res.status} ${await res.text()}`);
 }
 
-export async function startAsyncStack(name: string, opts: AsyncStackOptions): Promise<AsyncStack> {
-  const id = `${name}-${randomBytes(3).toString('hex')}`;
-  const task_queue = `${String(process.env.TEMPORAL_TASK_QUEUE)}-${id}`;
+interface Spawned {
+  services: Service[];
+  psp_url: string;
+  api_url: string;
+  sandbox_env: Record<string, string>;
+}
+
+const START_ATTEMPTS = 3;
+const LISTEN_TIMEOUT_MS = 60_000;
+
+/**
+ * Waits until the process itself says it listens (a line in its own log), or fails as soon as it
+ * exits. A health check alone is not proof: the port from freePort() can be taken by another
+ * process before ours binds it, and then that process answers the health check.
+ */
+async function waitForOwnListen(service: Service, log_file: string, line: string): Promise<void> {
+  const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (service.child.exitCode !== null || service.child.signalCode !== null) throw new Error(`${service.name} exited while starting (see ${log_file})`);
+    if (fs.existsSync(log_file) && fs.readFileSync(log_file, 'utf8').includes(line)) return;
+    await sleep(100);
+  }
+  throw new Error(`${service.name} did not log "${line}" within ${LISTEN_TIMEOUT_MS} ms`);
+}
+
+const logFileOf = (service: Service): string => path.join(ROOT, 'test-output', `${service.name}.log`);
+
+async function spawnOnce(id: string, attempt: number, where: { task_queue: string; database_url: string; sandbox_database_url: string }, opts: AsyncStackOptions): Promise<Spawned> {
   const [psp_port, api_port] = [await freePort(), await freePort()];
   const psp_url = `http://127.0.0.1:${psp_port}`;
   const api_url = `http://127.0.0.1:${api_port}`;
+  const shared = { TEMPORAL_TASK_QUEUE: where.task_queue, PSP_URL: psp_url, DATABASE_URL: where.database_url };
+  const sandbox_env = {
+    SANDBOX_PORT: String(psp_port),
+    SANDBOX_DATABASE_URL: where.sandbox_database_url,
+    SANDBOX_WEBHOOK_URL: `${api_url}/webhooks/psp`,
+    SANDBOX_WEBHOOK_BACKOFF_MS: '200',
+    ...opts.sandbox_env,
+  };
+  const suffix = attempt === 1 ? id : `${id}-try${attempt}`;
+  const services: Service[] = [
+    spawnTs(`sandbox-${suffix}`, 'src/sandbox-psp/main.ts', sandbox_env),
+    spawnTs(`api-${suffix}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
+    spawnTs(`worker-${suffix}`, 'src/workers/main.ts', { ...shared, ...opts.worker_env }),
+  ];
+  const [sandbox, api] = services as [Service, Service, Service];
+  try {
+    await Promise.all([
+      waitForOwnListen(sandbox, logFileOf(sandbox), 'sandbox-psp listening'),
+      waitForOwnListen(api, logFileOf(api), 'api listening'),
+      waitForPoller(String(process.env.TEMPORAL_ADDRESS), where.task_queue),
+    ]);
+    await Promise.all([waitForHttp(`${psp_url}/healthz`), waitForHttp(`${api_url}/healthz`)]);
+  } catch (err) {
+    for (const s of [...services].reverse()) await s.stop();
+    throw err;
+  }
+  return { services, psp_url, api_url, sandbox_env };
+}
+
+async function spawnWithRetry(id: string, where: { task_queue: string; database_url: string; sandbox_database_url: string }, opts: AsyncStackOptions): Promise<Spawned> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(id, attempt, where, opts);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS) throw err;
+    }
+  }
+}
+
+export async function startAsyncStack(name: string, opts: AsyncStackOptions): Promise<AsyncStack> {
+  const id = `${name}-${randomBytes(3).toString('hex')}`;
+  const task_queue = `${String(process.env.TEMPORAL_TASK_QUEUE)}-${id}`;
   const db_suffix = `${id.replace(/-/g, '_')}_${String(process.env.TEST_RUN_ID)}`;
   const sandbox_database_url = `postgres://postgres@127.0.0.1:5432/sandbox_${db_suffix}`;
   const database_url = `postgres://postgres@127.0.0.1:5432/payments_${db_suffix}`;
   await ensureDatabase(database_url);
   const db = createDb(database_url, 5);
   await migrateLatest(db);
-  const shared = { TEMPORAL_TASK_QUEUE: task_queue, PSP_URL: psp_url, DATABASE_URL: database_url };
-  const sandbox_env = {
-    SANDBOX_PORT: String(psp_port),
-    SANDBOX_DATABASE_URL: sandbox_database_url,
-    SANDBOX_WEBHOOK_URL: `${api_url}/webhooks/psp`,
-    SANDBOX_WEBHOOK_BACKOFF_MS: '200',
-    ...opts.sandbox_env,
-  };
-  const services: Service[] = [
-    spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', sandbox_env),
-    spawnTs(`api-${id}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
-    spawnTs(`worker-${id}`, 'src/workers/main.ts', { ...shared, ...opts.worker_env }),
-  ];
   const connection = await Connection.connect({ address: String(process.env.TEMPORAL_ADDRESS) });
+  let spawned: Spawned;
+  try {
+    spawned = await spawnWithRetry(id, { task_queue, database_url, sandbox_database_url }, opts);
+  } catch (err) {
+    await connection.close();
+    await db.destroy();
+    throw err;
+  }
+  const { services, psp_url, api_url, sandbox_env } = spawned;
   const stopAll = async (): Promise<void> => {
     for (const s of [...services].reverse()) await s.stop();
     await connection.close();
     await db.destroy();
   };
-  try {
-    await Promise.all([waitForHttp(`${psp_url}/healthz`), waitForHttp(`${api_url}/healthz`), waitForPoller(String(process.env.TEMPORAL_ADDRESS), task_queue)]);
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
   const api: TestApi = { url: api_url, db, temporal: new Client({ connection }), task_queue, close: stopAll };
   return {
     api,
     key: await newMerchant(db),
     psp_url,
     database_url,
-    log_files: services.map((s) => path.join(ROOT, 'test-output', `${s.name}.log`)),
+    log_files: services.map(logFileOf),
     sandbox_database_url,
     async setKnobs(knobs) {
       await postJson(`${psp_url}/_sandbox/webhooks`, knobs);
