@@ -2,9 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
 import { verifyLedger } from '../../src/ledger/store';
-import fs from 'node:fs';
-import path from 'node:path';
-import { ROOT, freePort, sleep, spawnTs, waitForHttp, waitForPoller, type Service } from './processes';
+import { freePort, logFileOf, spawnTs, waitForHttp, waitForOwnListen, waitForPoller, type Service } from './processes';
 import { newMerchant, type TestApi } from './stack';
 
 /**
@@ -52,24 +50,7 @@ interface Spawned {
 }
 
 const START_ATTEMPTS = 3;
-const LISTEN_TIMEOUT_MS = 60_000;
 
-/**
- * Waits until the process itself says it listens (a line in its own log), or fails as soon as it
- * exits. A health check alone is not proof: the port from freePort() can be taken by another
- * process before ours binds it, and then that process answers the health check.
- */
-async function waitForOwnListen(service: Service, log_file: string, line: string): Promise<void> {
-  const deadline = Date.now() + LISTEN_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (service.child.exitCode !== null || service.child.signalCode !== null) throw new Error(`${service.name} exited while starting (see ${log_file})`);
-    if (fs.existsSync(log_file) && fs.readFileSync(log_file, 'utf8').includes(line)) return;
-    await sleep(100);
-  }
-  throw new Error(`${service.name} did not log "${line}" within ${LISTEN_TIMEOUT_MS} ms`);
-}
-
-const logFileOf = (service: Service): string => path.join(ROOT, 'test-output', `${service.name}.log`);
 
 async function spawnOnce(id: string, attempt: number, where: { task_queue: string; database_url: string; sandbox_database_url: string }, opts: AsyncStackOptions): Promise<Spawned> {
   const [psp_port, api_port] = [await freePort(), await freePort()];
@@ -92,8 +73,8 @@ async function spawnOnce(id: string, attempt: number, where: { task_queue: strin
   const [sandbox, api] = services as [Service, Service, Service];
   try {
     await Promise.all([
-      waitForOwnListen(sandbox, logFileOf(sandbox), 'sandbox-psp listening'),
-      waitForOwnListen(api, logFileOf(api), 'api listening'),
+      waitForOwnListen(sandbox, 'sandbox-psp listening', psp_port),
+      waitForOwnListen(api, 'api listening', api_port),
       waitForPoller(String(process.env.TEMPORAL_ADDRESS), where.task_queue),
     ]);
     await Promise.all([waitForHttp(`${psp_url}/healthz`), waitForHttp(`${api_url}/healthz`)]);

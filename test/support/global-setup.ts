@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createDb, ensureDatabase, migrateLatest } from '../../src/db';
 import { ensureTemporalCli, startDevServer, waitForTemporal } from '../../src/dev/temporal';
-import { ROOT, freePort, spawnTs, stopChild, waitForHttp, waitForPoller } from './processes';
+import { ROOT, freePort, spawnTs, stopChild, waitForHttp, waitForOwnListen, waitForPoller, type Service } from './processes';
 import type { ChildProcess } from 'node:child_process';
 
 export interface TestStack {
@@ -49,15 +49,12 @@ export default async function globalSetup(): Promise<void> {
   ]);
   fs.writeFileSync(bundle_path, bundle.code);
 
-  const psp_port = await freePort();
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     DATABASE_URL: database_url,
     TEMPORAL_ADDRESS: temporal_address,
     TEMPORAL_TASK_QUEUE: `test-${run_id}`,
-    PSP_URL: `http://127.0.0.1:${psp_port}`,
-    SANDBOX_PORT: String(psp_port),
     SANDBOX_DATABASE_URL: sandbox_database_url,
     // Exactly-once is proven by our side never sending a second charge, not by the PSP's dedupe.
     SANDBOX_IGNORE_IDEMPOTENCY: '1',
@@ -67,12 +64,35 @@ export default async function globalSetup(): Promise<void> {
     TEST_RUN_ID: run_id,
     TEMPORAL_DB_FILE: temporal_db_file,
   };
+  const sandbox = await startSandbox(env);
+  stack.children.push(sandbox);
+  Object.assign(env, sandbox.env);
   Object.assign(process.env, env);
-  const sandbox = spawnTs('sandbox-psp', 'src/sandbox-psp/main.ts', env);
   const worker = spawnTs('worker', 'src/workers/main.ts', env);
-  stack.children.push(sandbox, worker);
-  await waitForHttp(`${env.PSP_URL}/healthz`);
+  stack.children.push(worker);
   await waitForPoller(temporal_address, env.TEMPORAL_TASK_QUEUE ?? '');
+}
+
+const SANDBOX_START_ATTEMPTS = 3;
+
+/**
+ * The suite's sandbox PSP on a free port. The port can be taken by another process between
+ * freePort() and the bind: then the sandbox exits, and it is started again on another port.
+ */
+async function startSandbox(env: Record<string, string>): Promise<Service & { env: Record<string, string> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const own = { PSP_URL: `http://127.0.0.1:${port}`, SANDBOX_PORT: String(port) };
+    const service = spawnTs('sandbox-psp', 'src/sandbox-psp/main.ts', { ...env, ...own });
+    try {
+      await waitForOwnListen(service, 'sandbox-psp listening', port);
+      await waitForHttp(`${own.PSP_URL}/healthz`);
+      return { ...service, env: own };
+    } catch (err) {
+      await service.stop();
+      if (attempt >= SANDBOX_START_ATTEMPTS) throw err;
+    }
+  }
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };

@@ -74,3 +74,25 @@ export async function waitForPoller(address: string, task_queue: string, timeout
     await connection.close();
   }
 }
+
+const LISTEN_TIMEOUT_MS = 60_000;
+
+/**
+ * Waits until the process itself says it listens (a line in its own log), or fails as soon as it
+ * exits. A health check alone is not proof: the port from freePort() can be taken by another
+ * process before ours binds it, and then that process answers the health check.
+ */
+export async function waitForOwnListen(service: Service, message: string, port: number): Promise<void> {
+  const log_file = logFileOf(service);
+  // Log files are appended to across runs: the line must name this port too.
+  const said = (text: string): boolean => text.split('\n').some((l) => l.includes(`"msg":"${message}"`) && l.includes(`"port":${port},`));
+  const deadline = Date.now() + LISTEN_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (service.child.exitCode !== null || service.child.signalCode !== null) throw new Error(`${service.name} exited while starting (see ${log_file})`);
+    if (fs.existsSync(log_file) && said(fs.readFileSync(log_file, 'utf8'))) return;
+    await sleep(100);
+  }
+  throw new Error(`${service.name} did not log "${message}" on port ${port} within ${LISTEN_TIMEOUT_MS} ms`);
+}
+
+export const logFileOf = (service: Service): string => path.join(ROOT, 'test-output', `${service.name}.log`);
