@@ -108,6 +108,23 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
     });
   }
 
+  /**
+   * Moves an authorized order on (captured or voided) and writes its books in one transaction;
+   * only the transaction that moved it writes them, so a repeat after a crash books nothing twice.
+   */
+  async function resolveAuthorization(order_id: string, change: Record<string, unknown>, book: (trx: Knex.Transaction, moved: OrderRow) => Promise<void>): Promise<ChargeOutcome> {
+    const row = await db.transaction(async (trx) => {
+      const [moved] = await trx('payment_order')
+        .where({ id: order_id, status: 'authorized' })
+        .update({ ...change, updated_at: trx.fn.now() })
+        .returning<OrderRow[]>('*');
+      if (moved === undefined) return await loadOrder(trx, order_id);
+      await book(trx, moved);
+      return moved;
+    });
+    return outcomeOf(row);
+  }
+
   /** Void an authorization, refund a capture; a decline or a void/refund already done needs nothing. */
   async function giveBack(charge: PspCharge, order_id: string): Promise<PspCharge> {
     const key = `${order_id}:cancel`;
@@ -309,16 +326,13 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       assert(order.status === 'authorized' && order.psp_reference !== null, `order ${order_id} is authorized before capture`);
       const charge = await withHeartbeat(psp.captureCharge(order.psp_reference, `${order_id}:capture`)).catch(rethrowPsp);
       assert(charge.status === 'succeeded', `capture of ${charge.id} answered ${charge.status}`);
-      await db.transaction(async (trx) => {
-        await trx('payment_order')
-          .where({ id: order_id, status: 'authorized' })
-          .update({ status: 'succeeded', psp_fee_minor: charge.fee, psp_version: charge.version, wallet_updated: true, ledger_updated: true, updated_at: trx.fn.now() });
+      const change = { status: 'succeeded', psp_fee_minor: charge.fee, psp_version: charge.version, wallet_updated: true, ledger_updated: true };
+      const outcome = await resolveAuthorization(order_id, change, async (trx, captured) => {
         const hold = await findHold(trx, authorizationReference(order_id));
-        const captured = await loadOrder(trx, order_id);
         await postInTransaction(trx, [voidPendingPosting(hold, `${hold.reference}:released`, 'authorization captured'), capturePosting(capturedOrder(captured))]);
       });
       log.info({ order_id, psp_reference: charge.id }, 'authorization captured');
-      return outcomeOf(await loadOrder(db, order_id));
+      return outcome;
     },
 
     /** Releases an authorized order: PSP void, then the order (canceled) and the hold's void together. */
@@ -328,14 +342,12 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       assert(order.status === 'authorized' && order.psp_reference !== null, `order ${order_id} is authorized before a void`);
       const charge = await withHeartbeat(psp.voidCharge(order.psp_reference, `${order_id}:void`)).catch(rethrowPsp);
       assert(charge.status === 'canceled', `void of ${charge.id} answered ${charge.status}`);
-      await db.transaction(async (trx) => {
-        await trx('payment_order')
-          .where({ id: order_id, status: 'authorized' })
-          .update({ status: 'canceled', failure_code: 'authorization_voided', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX), psp_version: charge.version, updated_at: trx.fn.now() });
+      const change = { status: 'canceled', failure_code: 'authorization_voided', failure_message: reason.slice(0, FAILURE_MESSAGE_CHARS_MAX), psp_version: charge.version };
+      const outcome = await resolveAuthorization(order_id, change, async (trx) => {
         await voidHold(trx, authorizationReference(order_id), `${authorizationReference(order_id)}:void`);
       });
       log.info({ order_id, psp_reference: charge.id }, 'authorization voided');
-      return outcomeOf(await loadOrder(db, order_id));
+      return outcome;
     },
 
     recordCapture,

@@ -7,6 +7,7 @@ import { checkCard, TEST_CARDS, CARD_LIMITS, type AcceptedCard, type CardForm } 
 import { completeSession, findOrInsertSession, getSession, lockSession, type SessionRow } from './checkout-store';
 import { WEBHOOK_KNOB_LIMITS } from './config';
 import { parseWith, readIdempotencyKey, SandboxError } from './errors';
+import { mountKnobRoutes } from './knobs';
 import { listEvents, toEventListItem, type EventFilter } from './events';
 import { enqueueEvent } from './webhooks';
 
@@ -234,15 +235,7 @@ function parseEventFilter(query: Request['query']): EventFilter {
 
 export function createAdminRouter(deps: Deps): express.Router {
   const router = express.Router();
-  router.get('/webhooks', (_req, res) => {
-    res.json(deps.knobs.get());
-  });
-  router.post('/webhooks', (req, res) => {
-    const change = parseWith(KnobsBodySchema, req.body);
-    const knobs = deps.knobs.set(Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)));
-    deps.log.info({ knobs }, 'webhook knobs changed');
-    res.json(knobs);
-  });
+  mountKnobRoutes(router, 'webhooks', deps.knobs, KnobsBodySchema, deps.log);
   router.get('/events', async (req, res) => {
     const events = await listEvents(deps.db, parseEventFilter(req.query));
     res.json({ object: 'list', data: events.map(toEventListItem) });

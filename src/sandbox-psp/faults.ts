@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Deps } from './app';
 import { FAULT_KNOB_LIMITS, type FaultKnobs } from './config';
-import { parseWith, SandboxError } from './errors';
+import { SandboxError } from './errors';
+import { KnobState, mountKnobRoutes } from './knobs';
 import { chance } from './events';
 import { listAttempts, REQUEST_LOG_LIMITS, toAttemptJson } from './request-log';
 
@@ -20,25 +21,20 @@ const RATE_LIMITED_RETRY_AFTER_S = 1;
 const MS_PER_S = 1_000;
 
 /** The knobs live in memory: env gives the start values, POST /_sandbox/faults changes them. */
-export class FaultKnobState {
-  private current: FaultKnobs;
+export class FaultKnobState extends KnobState<FaultKnobs> {
   private tokens = 0;
   private refilled_at_ms = 0;
 
   constructor(start: FaultKnobs) {
-    this.current = { ...start };
+    super(start);
     this.fillBucket();
   }
 
-  get(): FaultKnobs {
-    return { ...this.current };
-  }
-
   /** A new rate starts with a full bucket, so a test's burst is measured from a known state. */
-  set(change: Partial<FaultKnobs>): FaultKnobs {
-    this.current = { ...this.current, ...change };
+  override set(change: Partial<FaultKnobs>): FaultKnobs {
+    const knobs = super.set(change);
     if (change.rate_limit_per_s !== undefined) this.fillBucket();
-    return this.get();
+    return knobs;
   }
 
   /** Takes a token from the bucket; false when it is empty. Always true with the limit off. */
@@ -149,16 +145,7 @@ function parseOrderReference(query: Request['query']): string {
 /** Mounted at /_sandbox behind the JSON parser (app.ts). */
 export function createFaultAdminRouter(deps: Pick<Deps, 'db' | 'faults' | 'log'>): express.Router {
   const router = express.Router();
-  router.get('/faults', (_req, res) => {
-    res.json(deps.faults.get());
-  });
-  router.post('/faults', (req, res) => {
-    const change = parseWith(FaultKnobsBodySchema, req.body);
-    const defined = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
-    const faults = deps.faults.set(defined);
-    deps.log.info({ faults }, 'fault knobs changed');
-    res.json(faults);
-  });
+  mountKnobRoutes(router, 'faults', deps.faults, FaultKnobsBodySchema, deps.log);
   router.get('/requests', async (req, res) => {
     const attempts = await listAttempts(deps.db, parseOrderReference(req.query));
     res.json({ object: 'list', data: attempts.map(toAttemptJson) });

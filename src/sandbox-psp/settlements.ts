@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { z } from 'zod';
 import type { Knex } from '../db';
 import type { Logger } from '../logger';
-import { parseWith, SandboxError } from './errors';
+import { SandboxError } from './errors';
+import { KnobState, mountKnobRoutes } from './knobs';
 
 /**
  * The settlement file: what the PSP says it moved on one UTC day, for nightly reconciliation.
@@ -69,16 +70,9 @@ export const DEFAULT_SETTLEMENT_KNOBS: Readonly<SettlementKnobs> = {
   bad_summary: false,
 };
 
-export class SettlementKnobState {
-  private current: SettlementKnobs = { ...DEFAULT_SETTLEMENT_KNOBS };
-
-  get(): SettlementKnobs {
-    return { ...this.current };
-  }
-
-  set(change: Partial<SettlementKnobs>): SettlementKnobs {
-    this.current = { ...this.current, ...change };
-    return this.get();
+export class SettlementKnobState extends KnobState<SettlementKnobs> {
+  constructor() {
+    super(DEFAULT_SETTLEMENT_KNOBS);
   }
 }
 
@@ -335,15 +329,6 @@ const SettlementKnobsBodySchema = z.strictObject({
 /** Mounted at /_sandbox behind the JSON parser (app.ts). */
 export function createSettlementAdminRouter(deps: Pick<SettlementDeps, 'knobs' | 'log'>): express.Router {
   const router = express.Router();
-  router.get('/settlements', (_req, res) => {
-    res.json(deps.knobs.get());
-  });
-  router.post('/settlements', (req, res) => {
-    const change = parseWith(SettlementKnobsBodySchema, req.body);
-    const defined = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
-    const knobs = deps.knobs.set(defined);
-    deps.log.info({ knobs }, 'settlement knobs changed');
-    res.json(knobs);
-  });
+  mountKnobRoutes(router, 'settlements', deps.knobs, SettlementKnobsBodySchema, deps.log);
   return router;
 }

@@ -2,6 +2,7 @@ import type { Knex } from '../db';
 import type { Logger } from '../logger';
 import { signPayload } from '../psp/signature';
 import type { SandboxConfig, WebhookKnobs } from './config';
+import { KnobState } from './knobs';
 import { claimDueEvents, markAttemptFailed, markDelivered, recordEvent, type EventRow, type NewEvent } from './events';
 import { decideDueCharges, type StoredCharge } from './store';
 
@@ -19,19 +20,8 @@ export const WEBHOOK_LIMITS = {
 
 export const SIGNATURE_HEADER = 'Psp-Signature';
 
-/** The knobs live in memory: env gives the start values, POST /_sandbox/webhooks changes them. */
-export class WebhookKnobState {
-  constructor(private current: WebhookKnobs) {}
-
-  get(): WebhookKnobs {
-    return { ...this.current };
-  }
-
-  set(change: Partial<WebhookKnobs>): WebhookKnobs {
-    this.current = { ...this.current, ...change };
-    return this.get();
-  }
-}
+/** Delivery misbehaviour (env start values, POST /_sandbox/webhooks). */
+export class WebhookKnobState extends KnobState<WebhookKnobs> {}
 
 export interface EventDeps {
   db: Knex;

@@ -5,15 +5,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { parse } from 'yaml';
 import { Registry } from 'prom-client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection } from '@temporalio/client';
 import { createActivities, type ActivityDeps } from '../../src/activities';
-import { createApp } from '../../src/api/app';
 import { paymentStatusGauge } from '../../src/api/metrics';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest, type Knex } from '../../src/db';
-import { createLogger } from '../../src/logger';
-import { createMetricsRegistry, errorClassOf, FailureMemory } from '../../src/metrics';
+import { errorClassOf, FailureMemory } from '../../src/metrics';
 import { PspError } from '../../src/psp/client';
-import { call, newMerchant, startTestApi, testOutsideDeps, type TestApi } from '../support/stack';
+import { call, newMerchant, startTestApi, type TestApi } from '../support/stack';
 import { ROOT, freePort, sleep, spawnTs, waitForHttp, waitForPoller, type Service } from '../support/processes';
 
 const ALERTS_FILE = path.join(ROOT, 'ops/prometheus/alerts.yml');
@@ -227,23 +224,11 @@ describe('scrape-time database gauges', () => {
     // A database of its own: exact numbers, and no rows other tests could trip over.
     const url = `postgres://postgres@127.0.0.1:5432/monitoring_${randomBytes(4).toString('hex')}`;
     await ensureDatabase(url);
-    const db = createDb(url, 3);
-    const connection = Connection.lazy({ address: String(process.env.TEMPORAL_ADDRESS) });
-    const app = createApp({
-      db,
-      temporal: new Client({ connection }),
-      task_queue: 'monitoring-unused',
-      log: createLogger('api-test', 'silent'),
-      registry: createMetricsRegistry('api'),
-      commission_bps: 300,
-      rate_limit: { per_s: 100, burst: 100 },
-      ...testOutsideDeps(),
-    });
-    const server = app.listen(0, '127.0.0.1');
+    const own = await startTestApi({ database_url: url, task_queue: 'monitoring-unused', log_level: 'silent' });
+    const db = own.db;
     try {
       await migrateLatest(db);
-      if (!server.listening) await new Promise<void>((r) => server.once('listening', () => r()));
-      const metrics_url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/metrics`;
+      const metrics_url = `${own.url}/metrics`;
       const empty = await scrape(metrics_url);
       const api = { service: 'api' };
       expect(sampleValue(empty, 'payments_metrics_db_up', api)).toBe(1);
@@ -275,9 +260,7 @@ describe('scrape-time database gauges', () => {
       expect(sampleValue(after, 'payments_psp_events_unapplied', api)).toBe(0);
       expect(sampleValue(after, 'payments_psp_events_unknown', api)).toBe(1);
     } finally {
-      await new Promise<void>((r) => server.close(() => r()));
-      await connection.close().catch(() => undefined);
-      await db.destroy();
+      await own.close();
       await dropDatabase(url);
     }
   });

@@ -1,12 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { createApp } from '../../src/api/app';
-import { createDb } from '../../src/db';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createLogger } from '../../src/logger';
-import { createMetricsRegistry } from '../../src/metrics';
 import { SA } from '../../src/workflows/search-attributes';
 import { relayOnce } from '../../src/services/workflow-starter';
-import { call, DEFAULT_TEST_TIMINGS, newMerchant, settled, startTestApi, testOutsideDeps, waitForPayment, type TestApi, useTestApi } from '../support/stack';
+import { call, DEFAULT_TEST_TIMINGS, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 import { freePort } from '../support/processes';
 
 let api: TestApi;
@@ -25,30 +22,12 @@ const body = (amounts = ['10.00']) => ({
 
 /** An API whose Temporal or PostgreSQL address is a closed port: that dependency is really down. */
 async function apiWith(down: 'temporal' | 'postgres') {
-  const dead_port = await freePort();
-  const db = createDb(down === 'postgres' ? `postgres://postgres@127.0.0.1:${dead_port}/none` : String(process.env.DATABASE_URL), 2);
-  const connection = Connection.lazy({ address: down === 'temporal' ? `127.0.0.1:${dead_port}` : String(process.env.TEMPORAL_ADDRESS) });
-  const app = createApp({
-    db,
-    temporal: new Client({ connection }),
-    task_queue: String(process.env.TEMPORAL_TASK_QUEUE),
-    log: createLogger('api-test', 'silent'),
-    registry: createMetricsRegistry('api'),
-    commission_bps: 300,
+  const dead = `127.0.0.1:${await freePort()}`;
+  return await startTestApi({
     rate_limit: { per_s: 100, burst: 100 },
-    ...testOutsideDeps(),
+    log_level: 'silent',
+    ...(down === 'postgres' ? { database_url: `postgres://postgres@${dead}/none` } : { temporal_address: dead }),
   });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((r) => server.once('listening', () => r()));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  return {
-    url,
-    async close() {
-      server.close();
-      await connection.close().catch(() => undefined);
-      await db.destroy();
-    },
-  };
 }
 
 describe('health', () => {

@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createDb, dropDatabase, ensureDatabase } from '../../src/db';
 import { signPayload, verifySignature } from '../../src/psp/signature';
-import { freePort, ROOT, sleep, spawnTs, waitForHttp, type Service } from '../support/processes';
+import { freePort, ROOT, sleep, type Service } from '../support/processes';
+import { spawnSandbox, STARTUP_TIMEOUT_MS } from '../support/sandbox';
 
 /**
  * Hosted checkout, review outcomes and webhook delivery of the sandbox PSP: a real sandbox
@@ -14,12 +15,10 @@ import { freePort, ROOT, sleep, spawnTs, waitForHttp, type Service } from '../su
 
 jest.setTimeout(30_000);
 
-const ENTRY = 'src/sandbox-psp/main.ts';
 const API_KEY = 'psk_test_checkout';
 const WEBHOOK_SECRET = 'whsec_test_checkout';
 const REVIEW_DELAY_MS = 300;
 const BACKOFF_MS = 50;
-const STARTUP_TIMEOUT_MS = 60_000;
 const WAIT_MS = 10_000;
 const POLL_MS = 50;
 // Long enough for the delivery loop to have sent anything it was going to send.
@@ -178,21 +177,19 @@ function verified(r: Received): boolean {
 
 beforeAll(async () => {
   await ensureDatabase(database_url);
-  const [port, receiver_port] = await Promise.all([freePort(), freePort()]);
+  const receiver_port = await freePort();
   receiver = await startReceiver(receiver_port);
   receiver_url = `http://127.0.0.1:${receiver_port}`;
-  sandbox = spawnTs(LOG_NAME, ENTRY, {
-    SANDBOX_PORT: String(port),
-    SANDBOX_HOST: '127.0.0.1',
+  ({ service: sandbox, base_url } = await spawnSandbox(LOG_NAME, {
+    // As inherited from the suite's environment before this suite used spawnSandbox.
+    SANDBOX_IGNORE_IDEMPOTENCY: process.env.SANDBOX_IGNORE_IDEMPOTENCY ?? '0',
     SANDBOX_DATABASE_URL: database_url,
     SANDBOX_API_KEY: API_KEY,
     SANDBOX_WEBHOOK_URL: `${receiver_url}/ok`,
     SANDBOX_WEBHOOK_SECRET: WEBHOOK_SECRET,
     SANDBOX_WEBHOOK_BACKOFF_MS: String(BACKOFF_MS),
     SANDBOX_REVIEW_DELAY_MS: String(REVIEW_DELAY_MS),
-  });
-  base_url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base_url}/healthz`, STARTUP_TIMEOUT_MS);
+  }));
 }, STARTUP_TIMEOUT_MS * 2);
 
 afterEach(async () => {
@@ -548,10 +545,8 @@ describe('webhook reorder', () => {
 
   beforeAll(async () => {
     await ensureDatabase(reorder_database_url);
-    const port = await freePort();
-    reorder_sandbox = spawnTs(`${LOG_NAME}-reorder`, ENTRY, {
-      SANDBOX_PORT: String(port),
-      SANDBOX_HOST: '127.0.0.1',
+    ({ service: reorder_sandbox, base_url: reorder_base_url } = await spawnSandbox(`${LOG_NAME}-reorder`, {
+      SANDBOX_IGNORE_IDEMPOTENCY: process.env.SANDBOX_IGNORE_IDEMPOTENCY ?? '0',
       SANDBOX_DATABASE_URL: reorder_database_url,
       SANDBOX_API_KEY: API_KEY,
       SANDBOX_WEBHOOK_URL: `${receiver_url}/reorder`,
@@ -559,9 +554,7 @@ describe('webhook reorder', () => {
       SANDBOX_REVIEW_DELAY_MS: String(REORDER_REVIEW_DELAY_MS),
       SANDBOX_WEBHOOK_REORDER: '1',
       SANDBOX_WEBHOOK_REORDER_HOLD_MS: String(REORDER_HOLD_MS),
-    });
-    reorder_base_url = `http://127.0.0.1:${port}`;
-    await waitForHttp(`${reorder_base_url}/healthz`, STARTUP_TIMEOUT_MS);
+    }));
   }, STARTUP_TIMEOUT_MS * 2);
 
   afterAll(async () => {

@@ -1,13 +1,7 @@
-import type { AddressInfo } from 'node:net';
-import { Client, Connection } from '@temporalio/client';
-import { createApp } from '../../src/api/app';
-import { createDb } from '../../src/db';
-import { createLogger } from '../../src/logger';
-import { createMetricsRegistry } from '../../src/metrics';
 import { DEFAULT_KNOBS, startAsyncStack, type AsyncStack } from '../support/async-stack';
 import { checkoutBody, createPayment, expectForwardOnly, postWebhook, sandboxEvents, sequenceOf, statusHistory, submitCheckoutForm, until } from '../support/flows';
 import { freePort } from '../support/processes';
-import { call, settled, testOutsideDeps, waitForPayment } from '../support/stack';
+import { call, settled, startTestApi, waitForPayment } from '../support/stack';
 
 /**
  * Delayed PSP results and signed webhooks against a stack of its own (its sandbox's knobs touch
@@ -241,19 +235,7 @@ describe('hosted checkout', () => {
 describe('an event stored but never applied is not lost', () => {
   /** The same API, but its Temporal address is a closed port: signals fail after the commit. */
   async function apiWithTemporalDown() {
-    const db = createDb(stack.database_url, 2);
-    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
-    const app = createApp({ db, temporal: new Client({ connection }), task_queue: stack.api.task_queue, log: createLogger('api-down', 'silent'), registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: { per_s: 100, burst: 100 }, ...testOutsideDeps({ psp_url: stack.psp_url }) });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      async close() {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await connection.close();
-        await db.destroy();
-      },
-    };
+    return await startTestApi({ database_url: stack.database_url, temporal_address: `127.0.0.1:${await freePort()}`, task_queue: stack.api.task_queue, psp_url: stack.psp_url, log_level: 'silent' });
   }
 
   /** A review charge whose webhooks the sandbox dropped: we deliver its real events ourselves. */

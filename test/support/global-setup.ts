@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createDb, ensureDatabase, migrateLatest } from '../../src/db';
 import { ensureTemporalCli, startDevServer, waitForTemporal } from '../../src/dev/temporal';
-import { ROOT, freePort, spawnTs, stopChild, waitForHttp, waitForOwnListen, waitForPoller, type Service } from './processes';
+import { ROOT, freePort, spawnTs, stopChild, waitForPoller } from './processes';
+import { spawnSandbox } from './sandbox';
 import type { ChildProcess } from 'node:child_process';
 
 export interface TestStack {
@@ -64,35 +65,13 @@ export default async function globalSetup(): Promise<void> {
     TEST_RUN_ID: run_id,
     TEMPORAL_DB_FILE: temporal_db_file,
   };
-  const sandbox = await startSandbox(env);
-  stack.children.push(sandbox);
-  Object.assign(env, sandbox.env);
+  const sandbox = await spawnSandbox('sandbox-psp', env);
+  stack.children.push(sandbox.service);
+  env.PSP_URL = sandbox.base_url;
   Object.assign(process.env, env);
   const worker = spawnTs('worker', 'src/workers/main.ts', env);
   stack.children.push(worker);
   await waitForPoller(temporal_address, env.TEMPORAL_TASK_QUEUE ?? '');
-}
-
-const SANDBOX_START_ATTEMPTS = 3;
-
-/**
- * The suite's sandbox PSP on a free port. The port can be taken by another process between
- * freePort() and the bind: then the sandbox exits, and it is started again on another port.
- */
-async function startSandbox(env: Record<string, string>): Promise<Service & { env: Record<string, string> }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const own = { PSP_URL: `http://127.0.0.1:${port}`, SANDBOX_PORT: String(port) };
-    const service = spawnTs('sandbox-psp', 'src/sandbox-psp/main.ts', { ...env, ...own });
-    try {
-      await waitForOwnListen(service, 'sandbox-psp listening', port);
-      await waitForHttp(`${own.PSP_URL}/healthz`);
-      return { ...service, env: own };
-    } catch (err) {
-      await service.stop();
-      if (attempt >= SANDBOX_START_ATTEMPTS) throw err;
-    }
-  }
 }
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };

@@ -42,15 +42,22 @@ export interface TestApiOverrides {
   rate_limit?: { per_s: number; burst: number };
   psp_url?: string;
   timings?: Partial<WaitTimings>;
+  /** Another database than the suite's (its own, or a closed port to make PostgreSQL "down"). */
+  database_url?: string;
+  /** Another Temporal address (a closed port makes Temporal "down"); connected lazily. */
+  temporal_address?: string;
+  log_level?: 'warn' | 'silent';
 }
 
 /** The real API app on an ephemeral port, talking to the suite's database and Temporal server. */
 export async function startTestApi(overrides: TestApiOverrides = {}): Promise<TestApi> {
-  const db = createDb(need('DATABASE_URL'), 5);
-  const connection = await Connection.connect({ address: need('TEMPORAL_ADDRESS') });
+  const db = createDb(overrides.database_url ?? need('DATABASE_URL'), 5);
+  // Lazy for an address given on purpose: it may be a dead one, and connecting would fail at once.
+  const connection =
+    overrides.temporal_address === undefined ? await Connection.connect({ address: need('TEMPORAL_ADDRESS') }) : Connection.lazy({ address: overrides.temporal_address });
   const temporal = new Client({ connection });
   const task_queue = overrides.task_queue ?? need('TEMPORAL_TASK_QUEUE');
-  const log = createLogger('api-test', 'warn');
+  const log = createLogger('api-test', overrides.log_level ?? 'warn');
   const app = createApp({ db, temporal, task_queue, log, registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 }, ...testOutsideDeps(overrides) });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -62,7 +69,7 @@ export async function startTestApi(overrides: TestApiOverrides = {}): Promise<Te
     task_queue,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await connection.close();
+      await connection.close().catch(() => undefined); // a lazy connection may never have opened
       await db.destroy();
     },
   };
