@@ -429,6 +429,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `payctl … | head` closes the pipe early: that ends the output, it is not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
