@@ -6,6 +6,7 @@ import * as m004 from './004_balance_check_per_transaction';
 import * as m005 from './005_async_psp_and_webhooks';
 import * as m006 from './006_needs_attention';
 import * as m007 from './007_all_or_nothing';
+import * as m008 from './008_reconciliation';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['005_async_psp_and_webhooks', m005],
   ['006_needs_attention', m006],
   ['007_all_or_nothing', m007],
+  ['008_reconciliation', m008],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -49,6 +49,15 @@ const EnvSchema = z.object({
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(200).max(600_000).default(5_000),
   // Only events at least this old are swept: younger ones are still the receiving request's job.
   WEBHOOK_SWEEP_MIN_AGE_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(30_000),
+  // Nightly reconciliation: when the Temporal Schedule runs (a 5-field cron in UTC; it reconciles
+  // the day before), or "off" for no schedule (runs on demand with payctl only).
+  RECON_SCHEDULE_CRON: z
+    .string()
+    .regex(/^(off|[0-9*,/-]+( [0-9*,/-]+){4})$/, 'must be "off" or a 5-field cron like "0 2 * * *"')
+    .default('0 2 * * *'),
+  RECON_DOWNLOAD_TIMEOUT_MS: z.coerce.number().int().min(10_000).max(6 * 3_600_000).default(30 * 60_000),
+  // How long a run waits for the orders it auto-fixed (signalled) to reach the books.
+  RECON_FIX_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

@@ -5,6 +5,7 @@ import type { RiskProvider } from '../domain/risk';
 import type { LedgerPoster } from '../ledger/poster';
 import { createOrderActivities } from './order';
 import { createPaymentActivities } from './payment';
+import { createReconActivities } from './recon';
 
 export interface ActivityDeps {
   db: Knex;
@@ -12,6 +13,8 @@ export interface ActivityDeps {
   risk: RiskProvider;
   log: Logger;
   ledger: LedgerPoster;
+  /** Bounds one settlement file download (RECON_DOWNLOAD_TIMEOUT_MS). */
+  settlement_download_timeout_ms: number;
 }
 
 /** Every activity, built from clients passed in (never created inside an activity). */
@@ -19,8 +22,10 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createPaymentActivities(deps),
     ...createOrderActivities(deps),
+    ...createReconActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { ReconFailure, ReconRunRef } from './recon';
 export type { ChargeOutcome, OperatorCommand, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';

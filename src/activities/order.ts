@@ -64,7 +64,7 @@ function isWaiting(status: OrderStatus): boolean {
 }
 
 /** Keeps the activity visibly alive while it waits on the PSP, so a dead worker is noticed in seconds. */
-async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
+export async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
   const ctx = Context.current();
   const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   try {
@@ -88,7 +88,7 @@ const FAILURE_MESSAGE_CHARS_MAX = 1_000;
 /** Statuses in which an order has no charge outcome yet. */
 const UNCHARGED: ReadonlySet<OrderStatus> = new Set(['not_started', 'executing', 'needs_attention']);
 
-function rethrowPsp(err: unknown): never {
+export function rethrowPsp(err: unknown): never {
   throw err instanceof PspError ? toActivityFailure(err) : err;
 }
 

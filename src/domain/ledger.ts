@@ -164,3 +164,22 @@ function base(t: TransferDraft) {
     entries: [] as EntryDraft[],
   };
 }
+
+/**
+ * The PSP paid out a settlement day: its net (charges less fees less refunds) leaves the PSP's
+ * hands for our bank. A negative net (more refunded than charged) moves the other way. The PSP fee
+ * was booked when each order was captured; it is compared by reconciliation, never booked again.
+ */
+export function settlementPosting(s: { reference: string; settlement_date: string; currency: string; net_minor: bigint }): PostingDraft {
+  assert(s.net_minor !== 0n, 'a settlement posting moves money');
+  const posted = (account: AccountRef, amount_minor: bigint): EntryDraft => ({ account, amount_minor, phase: 'posted' });
+  return posting({
+    reference: s.reference,
+    description: `PSP settlement of ${s.settlement_date}`,
+    currency: s.currency,
+    merchant_id: null,
+    payment_id: null,
+    order_id: null,
+    entries: [posted(ACCOUNTS.bank_cash, s.net_minor), posted(ACCOUNTS.psp_receivable, -s.net_minor)],
+  });
+}

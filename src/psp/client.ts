@@ -1,3 +1,5 @@
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 /**
@@ -78,6 +80,11 @@ export interface PspClient {
   refundCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
   getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
+  /**
+   * The settlement file of a UTC day, line by line as it streams in (never whole in memory).
+   * `timeout_ms` bounds the whole download, not one request.
+   */
+  openSettlementFile(date: string, timeout_ms: number): Promise<AsyncIterable<string>>;
 }
 
 const ErrorBodySchema = z.object({
@@ -152,6 +159,22 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspCheckoutSessionSchema.parse(reply.json);
     },
+    async openSettlementFile(date, timeout_ms) {
+      let res: Response;
+      try {
+        res = await fetch(new URL(`/v1/settlements/${encodeURIComponent(date)}`, opts.base_url), {
+          headers: { authorization: `Bearer ${opts.api_key}`, accept: 'text/csv' },
+          signal: AbortSignal.timeout(timeout_ms),
+        });
+      } catch (err) {
+        throw classifyNetworkError(err, 'GET');
+      }
+      if (res.status !== 200 || res.body === null) {
+        const text = await res.text();
+        throw classifyHttpError({ status: res.status, json: parseJsonOrNull(text), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) });
+      }
+      return createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), crlfDelay: Infinity });
+    },
   };
 }
 
@@ -160,6 +183,14 @@ function parseJson(text: string, status: number): unknown {
     return JSON.parse(text);
   } catch {
     throw new PspError(status >= 500 ? 'retryable' : 'definitive', 'psp_bad_response', `PSP answered ${status} with non-JSON`);
+  }
+}
+
+function parseJsonOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }
 

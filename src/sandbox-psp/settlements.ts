@@ -17,7 +17,8 @@ import { KnobState, mountKnobRoutes } from './knobs';
  *   #summary,<line count>,<sum of amounts>,<sum of fees>,<sum of net>
  *
  * A movement is a status change recorded in the event outbox (events.ts): `charge.succeeded`
- * (a charge line, settled when the charge succeeded) and `charge.refunded` (a refund line).
+ * (a charge line, settled when the charge succeeded; a `capture` line when the charge was
+ * authorized first and captured later) and `charge.refunded` (a refund line).
  * The outbox, not the charge's updated_at, dates them: updated_at is overwritten by the next
  * change, so a charge refunded a day after it succeeded would vanish from its first day's file.
  * Failed, pending, authorized and canceled charges move no money and have no line.
@@ -42,7 +43,7 @@ export const SETTLEMENT_HEADER =
 const MS_PER_DAY = 86_400_000;
 const MOVEMENT_EVENT_TYPES = { 'charge.succeeded': 'charge', 'charge.refunded': 'refund' } as const;
 type MovementEventType = keyof typeof MOVEMENT_EVENT_TYPES;
-type LineType = (typeof MOVEMENT_EVENT_TYPES)[MovementEventType];
+type LineType = (typeof MOVEMENT_EVENT_TYPES)[MovementEventType] | 'capture';
 
 export interface SettlementKnobs {
   extra_line: boolean;
@@ -104,10 +105,12 @@ interface MovementRow {
   currency: string;
   fee_minor: string;
   created_at: Date;
+  /** Authorized first and captured later: its charge.succeeded is a `capture` line. */
+  captured: boolean;
 }
 
 function toLine(row: MovementRow): SettlementLine {
-  const type = MOVEMENT_EVENT_TYPES[row.event_type];
+  const type: LineType = row.event_type === 'charge.succeeded' && row.captured ? 'capture' : MOVEMENT_EVENT_TYPES[row.event_type];
   const amount_minor = BigInt(row.amount_minor);
   return {
     psp_id: row.charge_id,
@@ -194,6 +197,7 @@ async function* movementPages(
         'c.currency',
         'c.fee_minor',
         'c.created_at',
+        db.raw("exists (select 1 from sandbox_charge_action a where a.charge_id = c.id and a.action = 'capture') as captured"),
       )
       .orderBy([{ column: 'e.created_at' }, { column: 'e.id' }])
       .limit(SETTLEMENT_LIMITS.batch_max);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { loadEnv } from '../config';
@@ -10,6 +11,7 @@ import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
 import { activityMetrics, createMetricsRegistry, errorClassOf, FailureMemory, UNSEEN_ERROR_CLASS } from '../metrics';
 import { installSdkLogging } from './sdk-logging';
+import { ensureReconSchedule } from './schedules';
 import { LedgerPoster } from '../ledger/poster';
 import { expireHolds } from '../ledger/holds';
 
@@ -64,6 +66,16 @@ function serveMetrics(registry: Registry, port: number, log: Logger): http.Serve
   return server;
 }
 
+/** A short-lived client connection for start-up work (the worker itself uses a NativeConnection). */
+async function withClient(address: string, work: (client: Client) => Promise<void>): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    await work(new Client({ connection, namespace: loadEnv().TEMPORAL_NAMESPACE }));
+  } finally {
+    await connection.close();
+  }
+}
+
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger('worker', env.LOG_LEVEL);
@@ -79,9 +91,12 @@ async function main(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(bundle_path ? { workflowBundle: { codePath: bundle_path } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db) }),
+    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS }),
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
+  await withClient(env.TEMPORAL_ADDRESS, (client) =>
+    ensureReconSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.RECON_SCHEDULE_CRON, fix_wait_ms: env.RECON_FIX_WAIT_MS }, log),
+  );
   const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
   const hold_sweep = runPeriodically('hold_expiry_sweep', env.HOLD_SWEEP_INTERVAL_MS, log, () => expireHolds(db, HOLD_SWEEP_BATCH));
   log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');

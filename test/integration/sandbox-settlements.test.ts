@@ -214,6 +214,12 @@ describe('settlement file', () => {
     expect(linesOf(file, declined.order_reference)).toEqual([]);
     expect(linesOf(file, held.order_reference)).toEqual([]);
     for (const line of file.lines) expect(line.settled_at.slice(0, 10)).toBe(today());
+
+    // Captured later, the authorization settles as a capture line.
+    const answer = await postJson(`/v1/charges/${held.id}/capture`, {}, authHeaders({ 'Idempotency-Key': uid('idem') }));
+    expect(answer).toMatchObject({ status: 200, body: { status: 'succeeded' } });
+    const after = await settlement(today());
+    expect(linesOf(after, held.order_reference).map(pick)).toEqual([expect.objectContaining({ psp_id: held.id, type: 'capture', amount: '5000', fee: '175', net: '4825' })]);
   });
 
   it('has only the header and a zero summary for a past day without movements', async () => {
