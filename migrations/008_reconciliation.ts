@@ -32,6 +32,8 @@ create table recon_run (
   workflow_id text not null,
   status text not null check (status in ('running', 'succeeded', 'failed')),
   lines_read bigint not null default 0 check (lines_read >= 0),
+  -- The PSP's count of the day's movements when it sends one: for a progress bar only.
+  lines_expected bigint check (lines_expected >= 0),
   totals jsonb,
   error_line bigint,
   error_reason text check (length(error_reason) <= 1000),

@@ -5,7 +5,7 @@ import { PspError, type PspCharge, type PspClient } from '../psp/client';
 import { rethrowPsp, withHeartbeat } from './order';
 import { checkRunDay } from '../recon/dates';
 import { SettlementFileError } from '../recon/file';
-import { autoFixesOf, beginRun, failRun, finishRun, noteItem, recheckAutoFixes, reconcileFile, setLinesRead, type AutoFix, type RunTotals } from '../recon/store';
+import { autoFixesOf, beginRun, failRun, finishRun, noteItem, recheckAutoFixes, reconcileFile, setProgress, type AutoFix, type RunTotals } from '../recon/store';
 
 export interface ReconDeps {
   db: Knex;
@@ -46,10 +46,11 @@ export function createReconActivities({ db, psp, log, settlement_download_timeou
     async reconcileSettlementFile(run: ReconRunRef): Promise<RunTotals> {
       const ctx = Context.current();
       try {
-        const lines = await psp.openSettlementFile(run.settlement_date, settlement_download_timeout_ms);
-        const totals = await reconcileFile(db, run, lines, async (lines_read) => {
+        const file = await psp.openSettlementFile(run.settlement_date, settlement_download_timeout_ms);
+        await setProgress(db, run.run_id, { lines_read: 0, lines_expected: file.expected_lines });
+        const totals = await reconcileFile(db, run, file.lines, async (lines_read) => {
           ctx.heartbeat({ lines_read });
-          await setLinesRead(db, run.run_id, lines_read);
+          await setProgress(db, run.run_id, { lines_read });
         });
         log.info({ run_id: run.run_id, settlement_date: run.settlement_date, lines: totals.lines, matched: totals.matched.count, differences: totals.differences }, 'settlement file reconciled');
         return totals;

@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Express {
   // Before /v1 and its JSON parser: the webhook route reads the raw bytes it verifies.
   app.use('/webhooks', webhooksRouter({ db: deps.db, temporal: deps.temporal, starter, log: deps.log, secrets: deps.webhook_secrets }));
 
-  app.use('/v1/ops', opsRouter({ db: deps.db, temporal: deps.temporal, log: deps.log, admin_api_key: deps.admin_api_key }));
+  app.use('/v1/ops', opsRouter({ db: deps.db, temporal: deps.temporal, log: deps.log, admin_api_key: deps.admin_api_key, task_queue: deps.task_queue }));
 
   const v1 = express.Router();
   v1.use(authenticate(deps.db));

@@ -29,6 +29,8 @@ export interface DatabaseSnapshot {
   orders_needs_attention: number;
   psp_events_unapplied: number;
   psp_events_unknown: number;
+  recon_items: { class: string; status: string; count: number }[];
+  recon_last_success_s: number | null;
 }
 
 export interface DatabaseGaugeOptions {
@@ -54,6 +56,8 @@ async function readSnapshot(db: Knex, timeout_ms: number): Promise<DatabaseSnaps
                 (select count(*) from psp_event where applied_at is null and route in ('order', 'payment')) as psp_events_unapplied,
                 (select count(*) from psp_event where route = 'unknown') as psp_events_unknown`,
       );
+      const recon: { rows: { class: string; status: string; count: string }[] } = await trx.raw('select class, status, count(*) as count from recon_item group by class, status');
+      const last: { rows: { at_s: number | null }[] } = await trx.raw("select extract(epoch from max(finished_at))::float8 as at_s from recon_run where status = 'succeeded'");
       const c = counts.rows[0];
       const open = by_status.rows.filter((r) => !isPaymentTerminal(r.status));
       return {
@@ -62,6 +66,8 @@ async function readSnapshot(db: Knex, timeout_ms: number): Promise<DatabaseSnaps
         orders_needs_attention: Number(c?.orders_needs_attention ?? 0),
         psp_events_unapplied: Number(c?.psp_events_unapplied ?? 0),
         psp_events_unknown: Number(c?.psp_events_unknown ?? 0),
+        recon_items: recon.rows.map((r) => ({ class: r.class, status: r.status, count: Number(r.count) })),
+        recon_last_success_s: last.rows[0]?.at_s ?? null,
       };
     },
     { readOnly: true },
@@ -142,6 +148,19 @@ export function databaseGauges(registry: Registry, db: Knex, options: DatabaseGa
     (s) => s.oldest_open_payment_age_s,
   );
   single('payments_psp_events_unapplied', 'PSP webhook events routed to an order or payment and not yet applied', (s) => s.psp_events_unapplied);
+  new Gauge({
+    name: 'payments_recon_items',
+    help: 'Reconciliation differences by class (missing_internally, missing_at_psp, amount_mismatch, …) and queue status (open, resolved, written_off)',
+    labelNames: ['class', 'status'] as const,
+    registers: [registry],
+    async collect() {
+      const snapshot = await read();
+      this.reset();
+      if (snapshot === null) return;
+      for (const r of snapshot.recon_items) this.set({ class: r.class, status: r.status }, r.count);
+    },
+  });
+  single('payments_recon_last_success_timestamp_seconds', 'When the last successful reconciliation run finished (0: never)', (s) => s.recon_last_success_s ?? 0);
   single('payments_psp_events_unknown', 'PSP webhook events that matched no order or payment here (kept for operators)', (s) => s.psp_events_unknown);
 }
 

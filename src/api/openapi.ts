@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../domain/errors';
-import { BalanceList, CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource, TransactionList } from './schemas';
+import { BalanceList, CloseReconItemBody, CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource, StartReconRunBody, TransactionList } from './schemas';
 import { PspEventSchema } from '../services/psp-events';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
@@ -105,6 +105,51 @@ export function openApiDocument() {
             '202': { description: 'The order\'s workflow has the command', content: { 'application/json': { schema: { type: 'object', properties: { order_id: { type: 'string' }, payment_id: { type: 'string' }, action: { type: 'string' }, accepted: { type: 'boolean' } } } } } },
             ...errorResponses({ '400': 'Invalid body', '401': 'Missing or invalid admin key', '404': 'No such order (or ops routes off)', '409': 'The order is not needs_attention (order_not_parked)', '503': 'Temporal did not take the command' }),
           },
+        },
+      },
+      '/v1/ops/recon/runs': {
+        get: {
+          summary: 'Operators: reconciliation runs, newest first (admin key)',
+          parameters: [
+            { name: 'date', in: 'query', schema: { type: 'string', format: 'date' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of runs: status, lines read, totals (matched and each difference class, counts and amounts per currency), error line and reason of a failed run' }, ...errorResponses({ '400': 'Invalid query', '401': 'Missing or invalid admin key' }) },
+        },
+        post: {
+          summary: 'Operators: reconcile a settlement day now (idempotent per day)',
+          description: 'Starts the day\'s reconciliation workflow, or reports the one already running for it. A day that has not begun is refused (settlement_date_in_future).',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(StartReconRunBody, 'input') } } },
+          responses: { '202': { description: 'Started (or already running): workflow_id, already_running' }, ...errorResponses({ '400': 'Invalid day or a future day', '401': 'Missing or invalid admin key', '503': 'Temporal unavailable' }) },
+        },
+      },
+      '/v1/ops/recon/runs/{id}': {
+        get: { summary: 'Operators: one reconciliation run', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'The run' }, ...errorResponses({ '401': 'Missing or invalid admin key', '404': 'No such run' }) } },
+      },
+      '/v1/ops/recon/runs/{id}/items': {
+        get: {
+          summary: 'Operators: the differences of a run\'s settlement day, oldest first',
+          description: 'Each item says which field differs (field, our_value, psp_value), the line, the order and its workflow id; class is one of missing_internally, missing_at_psp, amount_mismatch, currency_mismatch, status_mismatch, duplicate, timing, unclassified; status open, resolved or written_off.',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'status', in: 'query', schema: { enum: ['open', 'resolved', 'written_off'] } },
+            { name: 'class', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of items' }, ...errorResponses({ '400': 'Invalid query', '401': 'Missing or invalid admin key', '404': 'No such run' }) },
+        },
+      },
+      '/v1/ops/recon/items/{id}/{action}': {
+        post: {
+          summary: 'Finance: resolve or write off an open difference, with a note',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'action', in: 'path', required: true, schema: { enum: ['resolve', 'write-off'] } },
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: schema(CloseReconItemBody, 'input') } } },
+          responses: { '200': { description: 'The closed item' }, ...errorResponses({ '400': 'Invalid note', '401': 'Missing or invalid admin key', '404': 'No such item', '409': 'Already closed (recon_item_closed)' }) },
         },
       },
       '/webhooks/psp': {

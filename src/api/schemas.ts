@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
 import { LIMITS } from '../config';
 import { httpUrlSchema } from '../domain/http-url';
 import { ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/status';
@@ -130,3 +131,23 @@ export const TransactionList = z.object({
   has_more: z.boolean(),
   next_cursor: z.string().nullable(),
 });
+
+// Reconciliation (ops, admin key).
+const SettlementDay = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day as YYYY-MM-DD (UTC)');
+
+export const ListReconRunsQuery = z.strictObject({ date: SettlementDay.optional(), limit: Limit, starting_after: Cursor });
+
+export const StartReconRunBody = z.strictObject({
+  date: SettlementDay.describe('the UTC settlement day to reconcile'),
+  fix_wait_ms: z.number().int().min(0).max(3_600_000).optional().describe('how long the run waits for auto-fixed orders to reach the books'),
+});
+
+export const ListReconItemsQuery = z.strictObject({
+  date: SettlementDay.optional(),
+  status: z.enum(ITEM_STATUSES).optional(),
+  class: z.enum(DIFFERENCE_CLASSES).optional(),
+  limit: Limit,
+  starting_after: Cursor,
+});
+
+export const CloseReconItemBody = z.strictObject({ note: z.string().min(1).max(2_000) });

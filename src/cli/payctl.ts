@@ -6,6 +6,9 @@ import { createDb, type Knex } from '../db';
 import { formatAmount, isCurrency, parseAmount } from '../domain/money';
 import { AppError } from '../domain/errors';
 import { expireHolds } from '../ledger/holds';
+import { reconClose, reconItems, reconReport, reconRun } from './recon';
+import { ListReconItemsQuery } from '../api/schemas';
+import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
 import { accountBalances, available, pending, verifyLedger } from '../ledger/store';
 
 /**
@@ -32,7 +35,16 @@ const USAGE = `usage: payctl <command>
                                                parked orders (PSP retries ran out) with their reason
   order retry <order_id> [--reason R]          charge a parked order again (same idempotency key)
   order cancel <order_id> --reason R           cancel a parked order (a possible charge is voided or
-                                               refunded at the PSP first)`;
+                                               refunded at the PSP first)
+  recon run --date YYYY-MM-DD [--fix-wait-ms N] [--json]
+                                               reconcile a UTC day with the PSP's settlement file now
+                                               (idempotent per day; progress on a terminal), then report
+  recon report --date YYYY-MM-DD [--json]      the day's latest run: matched, each difference class with
+                                               counts and amounts, the open queue
+  recon items [--date D] [--status S] [--class C] [--limit N] [--json]
+                                               the finance queue (status open|resolved|written_off)
+  recon resolve <item_id> --note N             close an item as explained or fixed by hand
+  recon write-off <item_id> --note N           close an item as written off`;
 
 class UsageError extends Error {}
 
@@ -41,7 +53,7 @@ interface Args {
   flags: Map<string, string | true>;
 }
 
-const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route', '--status', '--reason']);
+const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route', '--status', '--reason', '--date', '--note', '--class', '--fix-wait-ms']);
 const FLAGS = new Set(['--json', '--unapplied', ...FLAGS_WITH_VALUE]);
 const EVENT_ROUTES = new Set(['order', 'payment', 'unknown', 'ignored']);
 
@@ -388,6 +400,46 @@ function orderCommand(action: 'retry' | 'cancel') {
   };
 }
 
+function requireDate(args: Args): string {
+  const date = flagValue(args, '--date');
+  if (date === undefined) throw new UsageError('--date YYYY-MM-DD is required');
+  return date;
+}
+
+function noWords(args: Args, command: string): void {
+  if (args.words.length > 0) throw new UsageError(`${command} takes no arguments`);
+}
+
+async function reconRunCommand(db: Knex, args: Args): Promise<number> {
+  noWords(args, 'recon run');
+  const wait = flagValue(args, '--fix-wait-ms');
+  if (wait !== undefined && !/^[0-9]{1,7}$/.test(wait)) throw new UsageError('--fix-wait-ms takes a whole number of milliseconds up to 3600000');
+  if (wait !== undefined && Number(wait) > 3_600_000) throw new UsageError('--fix-wait-ms takes a whole number of milliseconds up to 3600000');
+  return await reconRun(db, loadEnv(), { date: requireDate(args), fix_wait_ms: wait === undefined ? undefined : Number(wait), json: args.flags.has('--json') }, out);
+}
+
+async function reconReportCommand(db: Knex, args: Args): Promise<number> {
+  noWords(args, 'recon report');
+  return await reconReport(db, { date: requireDate(args), json: args.flags.has('--json') }, out);
+}
+
+async function reconItemsCommand(db: Knex, args: Args): Promise<number> {
+  noWords(args, 'recon items');
+  const filter = ListReconItemsQuery.pick({ status: true, class: true }).safeParse({ status: flagValue(args, '--status'), class: flagValue(args, '--class') });
+  if (!filter.success) throw new UsageError(`--status is one of ${ITEM_STATUSES.join(', ')}; --class is one of ${DIFFERENCE_CLASSES.join(', ')}`);
+  return await reconItems(db, { ...filter.data, date: flagValue(args, '--date'), limit: limitOf(args, 100), json: args.flags.has('--json') }, out);
+}
+
+function reconCloseCommand(status: 'resolved' | 'written_off') {
+  return async (db: Knex, args: Args): Promise<number> => {
+    const [item_id, extra] = args.words;
+    if (item_id === undefined || extra !== undefined) throw new UsageError('takes one item id');
+    const note = flagValue(args, '--note');
+    if (note === undefined) throw new UsageError('--note is required: say why the item is closed');
+    return await reconClose(db, item_id, status, note, out);
+  };
+}
+
 const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'ledger verify': ledgerVerify,
   'ledger balance': ledgerBalance,
@@ -400,6 +452,11 @@ const COMMANDS: Record<string, (db: Knex, args: Args) => Promise<number>> = {
   'order list': orderList,
   'order retry': orderCommand('retry'),
   'order cancel': orderCommand('cancel'),
+  'recon run': reconRunCommand,
+  'recon report': reconReportCommand,
+  'recon items': reconItemsCommand,
+  'recon resolve': reconCloseCommand('resolved'),
+  'recon write-off': reconCloseCommand('written_off'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -68,6 +68,12 @@ export interface CreateChargeInput {
   capture?: boolean;
 }
 
+export interface SettlementDownload {
+  lines: AsyncIterable<string>;
+  /** The PSP's own count of the day's movements (X-Settlement-Lines), for progress only. */
+  expected_lines: number | null;
+}
+
 export interface PspClient {
   createCharge(input: CreateChargeInput): Promise<PspCharge>;
   findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null>;
@@ -84,7 +90,7 @@ export interface PspClient {
    * The settlement file of a UTC day, line by line as it streams in (never whole in memory).
    * `timeout_ms` bounds the whole download, not one request.
    */
-  openSettlementFile(date: string, timeout_ms: number): Promise<AsyncIterable<string>>;
+  openSettlementFile(date: string, timeout_ms: number): Promise<SettlementDownload>;
 }
 
 const ErrorBodySchema = z.object({
@@ -173,7 +179,11 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
         const text = await res.text();
         throw classifyHttpError({ status: res.status, json: parseJsonOrNull(text), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) });
       }
-      return createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), crlfDelay: Infinity });
+      const expected = Number(res.headers.get('x-settlement-lines') ?? NaN);
+      return {
+        lines: createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), crlfDelay: Infinity }),
+        expected_lines: Number.isSafeInteger(expected) && expected >= 0 ? expected : null,
+      };
     },
   };
 }

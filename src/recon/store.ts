@@ -300,7 +300,7 @@ export async function noteItem(db: Knex, item_id: string, note: string): Promise
   await db('recon_item').where({ id: item_id }).update({ note: db.raw("note || ' — ' || ?", [note.slice(0, 500)]), updated_at: db.fn.now() });
 }
 
-export async function setLinesRead(db: Knex, run_id: string, lines_read: number): Promise<void> {
-  await db('recon_run').where({ id: run_id }).update({ lines_read });
+export async function setProgress(db: Knex, run_id: string, progress: { lines_read: number; lines_expected?: number | null }): Promise<void> {
+  await db('recon_run').where({ id: run_id }).update(progress);
 }
 
