@@ -65,8 +65,29 @@ export interface DevServerOptions {
   pipe?: boolean;
 }
 
+/**
+ * Dynamic config for every dev server we start (npm start, the test suite, the benches); measured
+ * in docs/PERFORMANCE.md ("Tuning tried", 2026-11-27). Neither changes what a workflow records:
+ * the same events, retries and timeouts.
+ * - The history service reads its transfer queue (the tasks that hand workflow and activity tasks
+ *   to matching, start children and report their completion) at most 20 times a second PER SHARD
+ *   by default. A cluster spreads that over hundreds of shards; the dev server has one, so past
+ *   ~20 transfer tasks/s every hop waited for that limiter (20-45 ms each, ~250 ms of a lone
+ *   payment's ~350 ms). 1000/s makes the wait about a millisecond.
+ * - Eager activity execution (off by default in the server; the SDK asks for it by default): a
+ *   regular activity that a workflow task schedules on its own task queue comes back to that
+ *   worker in the reply to the workflow task's completion, already started, instead of a transfer
+ *   task, a matching round trip and a poll. Still a regular activity: recorded, timed out and
+ *   retried as before (PSP_CALL's heartbeat timeout notices a dead worker).
+ */
+export const DEV_SERVER_DYNAMIC_CONFIG: Readonly<Record<string, string>> = {
+  'history.transferProcessorMaxPollRPS': '1000',
+  'system.enableActivityEagerExecution': 'true',
+};
+
 export function startDevServer(opts: DevServerOptions): ChildProcess {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
+  for (const [key, value] of Object.entries(DEV_SERVER_DYNAMIC_CONFIG)) args.push('--dynamic-config-value', `${key}=${value}`);
   args.push(...(opts.ui_port === null ? ['--headless'] : ['--ui-port', String(opts.ui_port)]));
   if (opts.db_filename !== null) {
     fs.mkdirSync(path.dirname(opts.db_filename), { recursive: true });

@@ -1,5 +1,3 @@
-import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
 import { z } from 'zod';
 
 /**
@@ -181,7 +179,7 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       }
       const expected = Number(res.headers.get('x-settlement-lines') ?? NaN);
       return {
-        lines: createInterface({ input: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), crlfDelay: Infinity }),
+        lines: linesOf(res.body),
         expected_lines: Number.isSafeInteger(expected) && expected >= 0 ? expected : null,
       };
     },
@@ -194,6 +192,34 @@ function parseJson(text: string, status: number): unknown {
   } catch {
     throw new PspError(status >= 500 ? 'retryable' : 'definitive', 'psp_bad_response', `PSP answered ${status} with non-JSON`);
   }
+}
+
+/** Past this many characters without a line break the text is handed on as one line (a reader refuses it). */
+const PENDING_LINE_CHARS_MAX = 1 << 20;
+
+/**
+ * Splits a byte stream into lines (LF or CRLF). Pull-based: nothing is read before the consumer
+ * asks, so a slow consumer slows the download instead of buffering the file, and no line is lost
+ * while the consumer is not yet listening (an event-based splitter would drop them).
+ */
+async function* linesOf(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let pending = '';
+  for await (const chunk of body) {
+    const text = pending + decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      yield text.charCodeAt(nl - 1) === 13 && nl > start ? text.slice(start, nl - 1) : text.slice(start, nl);
+      start = nl + 1;
+    }
+    pending = text.slice(start);
+    if (pending.length > PENDING_LINE_CHARS_MAX) {
+      yield pending;
+      pending = '';
+    }
+  }
+  pending += decoder.decode();
+  if (pending.length > 0) yield pending;
 }
 
 function parseJsonOrNull(text: string): unknown {

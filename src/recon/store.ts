@@ -145,6 +145,18 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
   }
 }
 
+/** An open `missing_at_psp` item whose capture a (corrected) file now lists and matches is resolved. */
+async function resolveFoundLater(trx: Knex.Transaction, run_id: string, date: string): Promise<void> {
+  await trx.raw(
+    `update recon_item i set status = 'resolved', resolved_at = now(), updated_at = now(), run_id = ?,
+            note = i.note || ' — listed and matched by the file of ' || ?::text
+       from settlement_line l
+      where i.class = 'missing_at_psp' and i.status = 'open' and l.settlement_date = ?::date and l.result = 'matched'
+        and l.idempotency_key = i.idempotency_key and l.type in ('charge', 'capture')`,
+    [run_id, date, date],
+  );
+}
+
 /** Our captures of the day that no settlement file (this day's or any other) lists. */
 async function unsettledItems(trx: Knex.Transaction, run_id: string, date: string): Promise<void> {
   const { start, end } = dayBounds(date);
@@ -220,6 +232,7 @@ export async function reconcileFile(db: Knex, run: { run_id: string; settlement_
     await progress(read);
     await markDuplicates(trx, date);
     await differenceItems(trx, run.run_id, date);
+    await resolveFoundLater(trx, run.run_id, date);
     await unsettledItems(trx, run.run_id, date);
     const posted_now = await postSettlement(trx, run.run_id, date);
     return { ...(await dayTotals(trx, date)), posted_now_by_currency: posted_now };

@@ -197,7 +197,8 @@ async function* movementPages(
         'c.currency',
         'c.fee_minor',
         'c.created_at',
-        db.raw("exists (select 1 from sandbox_charge_action a where a.charge_id = c.id and a.action = 'capture') as captured"),
+        // Every status change has its event (even with webhooks off), so an authorization shows there.
+        db.raw("exists (select 1 from sandbox_event a where a.object_id = c.id and a.type = 'charge.authorized') as captured"),
       )
       .orderBy([{ column: 'e.created_at' }, { column: 'e.id' }])
       .limit(SETTLEMENT_LIMITS.batch_max);

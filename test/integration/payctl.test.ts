@@ -1,24 +1,10 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
 import { createDb, dropDatabase, ensureDatabase, migrateLatest } from '../../src/db';
 import { postInTransaction } from '../../src/ledger/poster';
 import { capturePosting } from '../../src/domain/ledger';
-import { ROOT, tsCommand } from '../../src/dev/run-ts';
+import { payctl } from '../support/payctl';
 import { call, settled, useTestApi, waitForPayment, type TestApi } from '../support/stack';
 
-const run = promisify(execFile);
-
-async function payctl(args: string[], database_url: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const cmd = tsCommand('src/cli/payctl.ts');
-    const { stdout, stderr } = await run(cmd.command, [...cmd.args, ...args], { cwd: ROOT, env: { ...process.env, DATABASE_URL: database_url, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('payctl ledger verify', () => {
   it('passes on the suite\'s ledger', async () => {
