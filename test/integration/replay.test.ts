@@ -22,6 +22,11 @@ describe('workflow replay', () => {
     }
   });
 
+  it('has recorded histories of the reconciliation workflows', () => {
+    expect(files.some((f) => f.startsWith('recon-v1/') && f.endsWith('auto-fix.recon.json'))).toBe(true);
+    expect(files.some((f) => f.startsWith('recon-v1/') && f.endsWith('nightly.recon.json'))).toBe(true);
+  });
+
   it('replays every recorded history without a determinism error', async () => {
     const histories = files.map((f) => ({ workflowId: f, history: JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8')) }));
     const bundle_path = String(process.env.WORKFLOW_BUNDLE_PATH);
