@@ -226,6 +226,12 @@ describe('differences', () => {
     const by_cli = await payctl(['recon', 'resolve', item.id, '--note', 'again'], stack.database_url);
     expect(by_cli.code).toBe(2);
     expect(by_cli.stderr).toContain('already written_off');
+    // The queue as metrics: differences by class and status, and when a run last succeeded.
+    const metrics = await (await fetch(`${stack.api.url}/metrics`)).text();
+    expect(metrics).toContain('payments_recon_items{class="amount_mismatch",status="written_off",service="api"} 1');
+    expect(metrics).toContain('payments_recon_items{class="missing_at_psp",status="open",service="api"} 1');
+    const last = Number(/payments_recon_last_success_timestamp_seconds{[^}]*} (\S+)/.exec(metrics)?.[1]);
+    expect(Date.now() / 1000 - last).toBeLessThan(300);
   });
 });
 
