@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { Knex } from '../db';
 import { AppError } from '../domain/errors';
 import { reconciliationWorkflowId } from '../domain/workflow-ids';
-import type { DifferenceClass, ItemStatus } from '../recon/classify';
+import type { DifferenceClass, ItemDraft, ItemStatus } from '../recon/classify';
 import { checkRunDay } from '../recon/dates';
 import type { ReconciliationInput } from '../workflows/reconciliation';
 
@@ -24,26 +24,10 @@ export interface RunRow {
   finished_at: Date | null;
 }
 
-export interface ItemRow {
+/** A queue row: the difference as classified (src/recon/classify.ts) plus its queue life. */
+export interface ItemRow extends Omit<ItemDraft, 'note'> {
   id: string;
-  subject: string;
-  settlement_date: string;
-  class: DifferenceClass;
-  status: ItemStatus;
-  auto_fixable: boolean;
   auto_fixed: boolean;
-  line_no: string | null;
-  line_type: string | null;
-  psp_id: string | null;
-  idempotency_key: string | null;
-  order_id: string | null;
-  payment_id: string | null;
-  workflow_id: string | null;
-  field: string | null;
-  our_value: string | null;
-  psp_value: string | null;
-  currency: string | null;
-  amount_minor: string | null;
   note: string | null;
   run_id: string;
   created_at: Date;
