@@ -1,6 +1,6 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Knex } from '../db';
-import type { Env } from '../config';
+import { loadEnv, type Env } from '../config';
 import { closeItem, listItems, listRuns, runnableDay, startReconciliation, type ItemRow, type RunRow } from '../services/recon';
 import type { DifferenceClass, ItemStatus } from '../recon/classify';
 import type { RunTotals } from '../recon/store';
@@ -72,9 +72,16 @@ const fmtAmounts = (by: Record<string, string>): string =>
     .map(([c, a]) => `${c} ${a}`)
     .join(', ') || '-';
 
+/** The workflow's page in the Temporal UI, so an operator goes from the difference to the order's history. */
+function workflowLink(workflow_id: string): string {
+  const env = loadEnv();
+  return `${env.TEMPORAL_UI_URL.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(env.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflow_id)}`;
+}
+
 function itemLine(i: ItemRow): string {
   const where = [i.order_id ? `order ${i.order_id}` : null, i.workflow_id ? `workflow ${i.workflow_id}` : null, i.line_no ? `line ${i.line_no}` : null].filter(Boolean).join(', ');
-  return `#${i.id} ${i.class} [${i.status}] ${i.field ?? '?'}: ours ${i.our_value ?? '-'}, PSP ${i.psp_value ?? '-'}${where ? ` (${where})` : ''} — ${i.note ?? ''}`;
+  const link = i.workflow_id ? ` ${workflowLink(i.workflow_id)}` : '';
+  return `#${i.id} ${i.class} [${i.status}] ${i.field ?? '?'}: ours ${i.our_value ?? '-'}, PSP ${i.psp_value ?? '-'}${where ? ` (${where})` : ''} — ${i.note ?? ''}${link}`;
 }
 
 /** `recon report --date D`: the day's latest run, its totals, and the day's differences. */

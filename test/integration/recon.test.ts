@@ -212,6 +212,7 @@ describe('differences', () => {
     expect(report.stdout).toMatch(/matched: \d+ lines/);
     expect(report.stdout).toContain(`amount_mismatch: 1`);
     expect(report.stdout).toContain(`ours 1000, PSP 1100 (order ${B!.id}, workflow order-${B!.id}`);
+    expect(report.stdout).toContain(`/namespaces/default/workflows/order-${B!.id}`);
   });
 
   it('lets finance resolve or write off an open item once, with a note', async () => {
