@@ -193,7 +193,8 @@ describe('metrics our processes expose', () => {
     let text = '';
     while (Date.now() < deadline) {
       text = await scrape(metrics_url);
-      if ((sampleValue(text, 'activity_retries_total', retried) ?? 0) >= 1) break;
+      // The retry is counted when attempt 2 starts, its failure when it ends: wait for both.
+      if ((sampleValue(text, 'activity_retries_total', retried) ?? 0) >= 1 && (sampleValue(text, 'activity_failures_total', retried) ?? 0) >= 2) break;
       await sleep(250);
     }
     expect(sampleValue(text, 'activity_retries_total', retried)).toBeGreaterThanOrEqual(1);
