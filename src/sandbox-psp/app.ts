@@ -22,6 +22,7 @@ import { insertAttempt, type Attempt, type RequestOutcome } from './request-log'
 import { createSettlementAdminRouter, getSettlement, SettlementKnobState } from './settlements';
 import { createThreeDSecurePages } from './three-d-secure';
 import { enqueueEvent, type EventDeps } from './webhooks';
+import { mountMoneyOut, moneyOutAdminRouter } from './money-out';
 import {
   applyChargeAction,
   CHARGE_ACTION_RULES,
@@ -643,6 +644,7 @@ export function createSandboxApp(deps: Deps): express.Express {
     createAdminRouter(deps),
     createFaultAdminRouter(deps),
     createSettlementAdminRouter(settlements),
+    moneyOutAdminRouter(deps),
   );
   // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
   app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
@@ -658,6 +660,7 @@ export function createSandboxApp(deps: Deps): express.Express {
     app.post(`/v1/charges/:id/${action}`, faults, postChargeAction(deps, action));
   }
   app.get('/v1/charges', listChargesBy(deps));
+  mountMoneyOut(app, deps, faults);
   app.get('/v1/charges/:id', getChargeById(deps));
   app.post('/v1/checkout_sessions', postCheckoutSession(deps));
   app.get('/v1/checkout_sessions/:id', getCheckoutSession(deps));

@@ -62,6 +62,8 @@ const SandboxEnvSchema = z.object({
     .default('30'),
   SANDBOX_PUBLIC_URL: httpUrl.optional(),
   SANDBOX_REVIEW_DELAY_MS: intVar(0, REVIEW_DELAY_MS_MAX, 5_000),
+  // How long a payout stays pending before the bank answers (paid, or failed for a closed account).
+  SANDBOX_PAYOUT_DELAY_MS: intVar(0, REVIEW_DELAY_MS_MAX, 2_000),
   SANDBOX_WEBHOOK_URL: httpUrl.optional(),
   SANDBOX_WEBHOOK_SECRET: z.string().min(SECRET_CHARS_MIN).max(255).default('whsec_test_sandbox'),
   SANDBOX_WEBHOOK_BACKOFF_MS: intVar(1, WEBHOOK_BACKOFF_MS_MAX, 1_000),
@@ -138,6 +140,7 @@ export interface SandboxConfig {
   /** Base of the URLs handed to buyers; null means http://<host>:<bound port>. */
   public_url: string | null;
   review_delay_ms: number;
+  payout_delay_ms: number;
   webhook_url: string | null;
   webhook_secret: string;
   webhook_backoff_ms: number;
@@ -163,6 +166,7 @@ export function loadSandboxConfig(source: NodeJS.ProcessEnv = process.env): Sand
     fee_fixed_minor: BigInt(env.SANDBOX_FEE_FIXED_MINOR),
     public_url: env.SANDBOX_PUBLIC_URL?.replace(/\/+$/, '') ?? null,
     review_delay_ms: env.SANDBOX_REVIEW_DELAY_MS,
+    payout_delay_ms: env.SANDBOX_PAYOUT_DELAY_MS,
     webhook_url: env.SANDBOX_WEBHOOK_URL ?? null,
     webhook_secret: env.SANDBOX_WEBHOOK_SECRET,
     webhook_backoff_ms: env.SANDBOX_WEBHOOK_BACKOFF_MS,

@@ -5,6 +5,7 @@ import { chargeEvent, createSandboxApp, type Deps } from './app';
 import { loadSandboxConfig } from './config';
 import { FaultKnobState } from './faults';
 import { createSchema } from './store';
+import { decideDuePayouts } from './money-out';
 import { startBackgroundLoop, WebhookKnobState, type BackgroundLoop } from './webhooks';
 
 /** Entry point of the sandbox PSP process: `tsx src/sandbox-psp/main.ts`. */
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
   const server = await listen(createSandboxApp(deps), config.port, config.host);
   // Loopback, not SANDBOX_HOST: a bind address such as 0.0.0.0 is no URL a browser can open.
   deps.public_url = config.public_url ?? `http://127.0.0.1:${boundPort(server)}`;
-  const loop = startBackgroundLoop(deps, log, (charge) => chargeEvent(charge, deps));
+  const loop = startBackgroundLoop(deps, log, (charge) => chargeEvent(charge, deps), [() => decideDuePayouts(deps)]);
   onShutdownSignal(server, db, loop, log);
   const mode = config.ignore_idempotency ? 'ignore_idempotency' : 'normal';
   const fields = {
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     mode,
     fault_knobs: config.fault_knobs,
     review_delay_ms: config.review_delay_ms,
+    payout_delay_ms: config.payout_delay_ms,
     webhook_knobs: config.webhook_knobs,
   };
   log.info(fields, 'sandbox-psp listening');

@@ -18,7 +18,8 @@ import { KnobState, mountKnobRoutes } from './knobs';
  *
  * A movement is a status change recorded in the event outbox (events.ts): `charge.succeeded`
  * (a charge line, settled when the charge succeeded; a `capture` line when the charge was
- * authorized first and captured later) and `charge.refunded` (a refund line).
+ * authorized first and captured later), `charge.refunded` and `refund.succeeded` (refund lines:
+ * the whole charge, or part of it) and `payout.paid` (a payout line: money sent to a seller's bank).
  * The outbox, not the charge's updated_at, dates them: updated_at is overwritten by the next
  * change, so a charge refunded a day after it succeeded would vanish from its first day's file.
  * Failed, pending, authorized and canceled charges move no money and have no line.
@@ -41,9 +42,9 @@ export const SETTLEMENT_HEADER =
   'psp_id,idempotency_key,order_reference,type,amount,currency,fee,net,created_at,settled_at';
 
 const MS_PER_DAY = 86_400_000;
-const MOVEMENT_EVENT_TYPES = { 'charge.succeeded': 'charge', 'charge.refunded': 'refund' } as const;
-type MovementEventType = keyof typeof MOVEMENT_EVENT_TYPES;
-type LineType = (typeof MOVEMENT_EVENT_TYPES)[MovementEventType] | 'capture';
+/** The events that move money, each a line: charges, captures, refunds (whole or partial), payouts. */
+const MOVEMENT_EVENT_TYPES = ['charge.succeeded', 'charge.refunded', 'refund.succeeded', 'payout.paid'] as const;
+type LineType = 'charge' | 'capture' | 'refund' | 'payout';
 
 export interface SettlementKnobs {
   extra_line: boolean;
@@ -94,32 +95,31 @@ interface SettlementLine {
 
 interface MovementRow {
   event_id: string;
-  event_type: MovementEventType;
+  line_type: LineType;
   settled_at: Date;
   /** The event's timestamp as PostgreSQL prints it: microseconds kept, so the cursor is exact. */
   cursor_at: string;
-  charge_id: string;
+  psp_id: string;
   idempotency_key: string;
   order_reference: string;
   amount_minor: string;
   currency: string;
   fee_minor: string;
   created_at: Date;
-  /** Authorized first and captured later: its charge.succeeded is a `capture` line. */
-  captured: boolean;
 }
 
+/** Money in (charge, capture) is positive and carries the fee; money out (refund, payout) is negative, fee 0. */
 function toLine(row: MovementRow): SettlementLine {
-  const type: LineType = row.event_type === 'charge.succeeded' && row.captured ? 'capture' : MOVEMENT_EVENT_TYPES[row.event_type];
+  const money_in = row.line_type === 'charge' || row.line_type === 'capture';
   const amount_minor = BigInt(row.amount_minor);
   return {
-    psp_id: row.charge_id,
+    psp_id: row.psp_id,
     idempotency_key: row.idempotency_key,
     order_reference: row.order_reference,
-    type,
-    amount_minor: type === 'refund' ? -amount_minor : amount_minor,
+    type: row.line_type,
+    amount_minor: money_in ? amount_minor : -amount_minor,
     currency: row.currency.trim(),
-    fee_minor: type === 'refund' ? 0n : BigInt(row.fee_minor),
+    fee_minor: money_in ? BigInt(row.fee_minor) : 0n,
     created_at: row.created_at,
     settled_at: row.settled_at,
   };
@@ -172,6 +172,28 @@ export function parseSettlementDate(value: string): Day {
   return day;
 }
 
+// One union over the money-moving events; every branch yields the same columns. A charge that
+// was authorized first (it has a charge.authorized event) settles as a `capture` line. In
+// ignore-idempotency mode refunds and payouts have no key: their own id stands in.
+const MOVEMENTS_SQL = `
+  select e.id as event_id, e.created_at as settled_at, e.created_at::text as cursor_at,
+         case when e.type = 'charge.refunded' then 'refund'
+              when exists (select 1 from sandbox_event a where a.object_id = c.id and a.type = 'charge.authorized') then 'capture'
+              else 'charge' end as line_type,
+         c.id as psp_id, c.idempotency_key, c.order_reference, c.amount_minor, c.currency, c.fee_minor, c.created_at
+    from sandbox_event e join sandbox_charge c on c.id = e.object_id
+   where e.type in ('charge.succeeded', 'charge.refunded')
+  union all
+  select e.id, e.created_at, e.created_at::text, 'refund', r.id, coalesce(r.idempotency_key, r.id), c.order_reference,
+         r.amount_minor, r.currency, 0, r.created_at
+    from sandbox_event e join sandbox_refund r on r.id = e.object_id join sandbox_charge c on c.id = r.charge_id
+   where e.type = 'refund.succeeded'
+  union all
+  select e.id, e.created_at, e.created_at::text, 'payout', p.id, coalesce(p.idempotency_key, p.id), p.reference,
+         p.amount_minor, p.currency, 0, p.created_at
+    from sandbox_event e join sandbox_payout p on p.id = e.object_id
+   where e.type = 'payout.paid'`;
+
 /** Pages of movements in [start, end), oldest first, at most batch_max per query. */
 async function* movementPages(
   db: Knex,
@@ -180,30 +202,15 @@ async function* movementPages(
 ): AsyncGenerator<SettlementLine[]> {
   let cursor: { at: string; id: string } | null = null;
   for (;;) {
-    const query = db('sandbox_event as e')
-      .join('sandbox_charge as c', 'c.id', 'e.object_id')
-      .whereIn('e.type', Object.keys(MOVEMENT_EVENT_TYPES))
-      .andWhere('e.created_at', '>=', day.start)
-      .andWhere('e.created_at', '<', day.end)
-      .select(
-        'e.id as event_id',
-        'e.type as event_type',
-        'e.created_at as settled_at',
-        db.raw('e.created_at::text as cursor_at'),
-        'c.id as charge_id',
-        'c.idempotency_key',
-        'c.order_reference',
-        'c.amount_minor',
-        'c.currency',
-        'c.fee_minor',
-        'c.created_at',
-        // Every status change has its event (even with webhooks off), so an authorization shows there.
-        db.raw("exists (select 1 from sandbox_event a where a.object_id = c.id and a.type = 'charge.authorized') as captured"),
-      )
-      .orderBy([{ column: 'e.created_at' }, { column: 'e.id' }])
+    const query = db
+      .from(db.raw(`(${MOVEMENTS_SQL}) as m`))
+      .select('*')
+      .where('m.settled_at', '>=', day.start)
+      .andWhere('m.settled_at', '<', day.end)
+      .orderBy([{ column: 'm.settled_at' }, { column: 'm.event_id' }])
       .limit(SETTLEMENT_LIMITS.batch_max);
-    if (order_reference !== null) query.andWhere('c.order_reference', order_reference);
-    if (cursor !== null) query.andWhereRaw('(e.created_at, e.id) > (?::timestamptz, ?)', [cursor.at, cursor.id]);
+    if (order_reference !== null) query.andWhere('m.order_reference', order_reference);
+    if (cursor !== null) query.andWhereRaw('(m.settled_at, m.event_id) > (?::timestamptz, ?)', [cursor.at, cursor.id]);
     const rows = (await query) as MovementRow[];
     if (rows.length > 0) yield rows.map(toLine);
     const last = rows[rows.length - 1];
@@ -214,7 +221,7 @@ async function* movementPages(
 
 async function countMovements(db: Knex, day: Day): Promise<number> {
   const row = await db('sandbox_event')
-    .whereIn('type', Object.keys(MOVEMENT_EVENT_TYPES))
+    .whereIn('type', [...MOVEMENT_EVENT_TYPES])
     .andWhere('created_at', '>=', day.start)
     .andWhere('created_at', '<', day.end)
     .count<{ count: string }[]>('* as count');

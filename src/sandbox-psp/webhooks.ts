@@ -93,11 +93,14 @@ export function startBackgroundLoop(
   deps: EventDeps,
   log: Logger,
   charge_event: (charge: StoredCharge) => NewEvent,
+  /** Other decisions that come due (payouts), each committing its own events. */
+  due_work: ReadonlyArray<() => Promise<unknown>> = [],
 ): BackgroundLoop {
   let running: Promise<void> | null = null;
   const tick = async (): Promise<void> => {
     try {
       await settleDueCharges(deps, charge_event);
+      for (const work of due_work) await work();
       await deliverDueEvents(deps, log);
     } catch (err) {
       log.error({ err }, 'background tick failed');
