@@ -7,6 +7,7 @@ import * as m005 from './005_async_psp_and_webhooks';
 import * as m006 from './006_needs_attention';
 import * as m007 from './007_all_or_nothing';
 import * as m008 from './008_reconciliation';
+import * as m009 from './009_refunds';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -21,6 +22,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['006_needs_attention', m006],
   ['007_all_or_nothing', m007],
   ['008_reconciliation', m008],
+  ['009_refunds', m009],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -6,6 +6,7 @@ import type { LedgerPoster } from '../ledger/poster';
 import { createOrderActivities } from './order';
 import { createPaymentActivities } from './payment';
 import { createReconActivities } from './recon';
+import { createRefundActivities } from './refund';
 
 export interface ActivityDeps {
   db: Knex;
@@ -23,9 +24,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createPaymentActivities(deps),
     ...createOrderActivities(deps),
     ...createReconActivities(deps),
+    ...createRefundActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { ReconFailure, ReconRunRef } from './recon';
+export type { RefundOutcome } from './refund';
 export type { ChargeOutcome, OperatorCommand, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';

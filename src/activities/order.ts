@@ -54,8 +54,9 @@ async function loadOrder(db: Knex | Knex.Transaction, order_id: string): Promise
 type OutcomeRow = Pick<OrderRow, 'id' | 'status' | 'psp_reference' | 'failure_code' | 'failure_message' | 'psp_version'>;
 
 function outcomeOf(row: OutcomeRow): ChargeOutcome {
-  const { status } = row;
-  assert(status !== 'not_started' && status !== 'executing' && status !== 'needs_attention', `order ${row.id} has a charge outcome`);
+  assert(row.status !== 'not_started' && row.status !== 'executing' && row.status !== 'needs_attention', `order ${row.id} has a charge outcome`);
+  // Refunded since: the charge itself succeeded.
+  const status = row.status === 'partially_refunded' || row.status === 'refunded' ? 'succeeded' : row.status;
   return { order_id: row.id, status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message, psp_version: row.psp_version };
 }
 

@@ -10,7 +10,7 @@ import { errorHandler, notFound } from './errors';
 import { healthRouter } from './health';
 import { httpMetrics, paymentStatusGauge } from './metrics';
 import { openApiDocument } from './openapi';
-import { paymentsRouter } from './payments';
+import { paymentsRouter, refundsRouter } from './payments';
 import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
@@ -67,6 +67,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(rateLimit(deps.rate_limit));
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
   v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp }));
+  v1.use('/refunds', refundsRouter({ db: deps.db }));
   v1.use('/balances', balancesRouter(deps.db));
   v1.use('/ledger', ledgerRouter(deps.db));
   app.use('/v1', v1);

@@ -43,7 +43,7 @@ export function fromZod(error: z.ZodError): AppError {
   }
   if (param === 'orders' && issue.code === 'too_small') return new AppError('no_orders', 'a payment needs at least one order', param);
   if (param === 'orders' && issue.code === 'too_big') return new AppError('too_many_orders', issue.message, param);
-  if (/\.amount$/.test(param)) return new AppError('invalid_amount', 'amount must be a decimal string like "12.34", not a number', param);
+  if (/(^|\.)amount$/.test(param)) return new AppError('invalid_amount', 'amount must be a decimal string like "12.34", not a number', param);
   if (param === 'currency') return new AppError('invalid_currency', 'currency must be an ISO 4217 code string', param);
   if (issue.code === 'invalid_type' && issue.input === undefined) return new AppError('parameter_missing', `${param} is required`, param);
   return new AppError('parameter_invalid', `${param}: ${issue.message}`, param);

@@ -3,11 +3,12 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { merchantOf } from './auth';
 import { parseWith } from './errors';
-import { CreatePaymentBody, ListPaymentsQuery } from './schemas';
+import { CreatePaymentBody, CreateRefundBody, ListPaymentsQuery, ListRefundsQuery } from './schemas';
+import { getRefund, insertRefund, listRefunds } from '../services/refunds';
 import { getPayment, insertPayment, listPayments, openCheckout, validatePayment } from '../services/payments';
 import type { PspClient } from '../psp/client';
 import { requestHash, runIdempotent, validateIdempotencyKey } from '../services/idempotency';
-import { tryStartPaymentWorkflow, type StarterDeps } from '../services/workflow-starter';
+import { tryStartPaymentWorkflow, tryStartRefundWorkflow, type StarterDeps } from '../services/workflow-starter';
 
 export interface PaymentsRouterDeps {
   db: Knex;
@@ -49,5 +50,45 @@ export function paymentsRouter({ db, log, starter, commission_bps, psp }: Paymen
     res.json(await getPayment(db, merchantOf(res).merchant_id, String(req.params.id)));
   });
 
+  // Refund part or all of one order; idempotent by key like payments. 201 while the PSP is asked.
+  router.post('/:id/refunds', async (req, res) => {
+    const merchant = merchantOf(res);
+    const payment_id = String(req.params.id);
+    const key = validateIdempotencyKey(req.header('idempotency-key'));
+    const body = parseWith(CreateRefundBody, req.body);
+    const scope = { merchant_id: merchant.merchant_id, key, request_hash: requestHash('POST', `/v1/payments/${payment_id}/refunds`, req.body) };
+    const result = await runIdempotent(db, scope, async (trx) => {
+      const refund = await insertRefund(trx, merchant.merchant_id, payment_id, body);
+      return { status: 201, body: refund, payment_id };
+    });
+    const refund_id = (result.body as { id: string }).id;
+    // Also on a replay: a first request that died before starting the workflow is healed here.
+    await tryStartRefundWorkflow(starter, refund_id);
+    res.locals.payment_id = payment_id;
+    log.info({ merchant_id: merchant.merchant_id, payment_id, refund_id, replayed: result.replayed }, 'refund accepted');
+    if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(result.status).json(result.body);
+  });
+
+  router.get('/:id/refunds', async (req, res) => {
+    const query = parseWith(ListRefundsQuery, req.query);
+    const merchant_id = merchantOf(res).merchant_id;
+    await getPayment(db, merchant_id, String(req.params.id)); // 404 for another merchant's payment
+    res.json(await listRefunds(db, merchant_id, { ...query, payment_id: String(req.params.id) }));
+  });
+
+  return router;
+}
+
+/** GET /v1/refunds (newest first) and /v1/refunds/:id, the merchant's own. */
+export function refundsRouter({ db }: Pick<PaymentsRouterDeps, 'db'>): Router {
+  const router = Router();
+  router.get('/', async (req, res) => {
+    const query = parseWith(ListRefundsQuery, req.query);
+    res.json(await listRefunds(db, merchantOf(res).merchant_id, query));
+  });
+  router.get('/:id', async (req, res) => {
+    res.json(await getRefund(db, merchantOf(res).merchant_id, String(req.params.id)));
+  });
   return router;
 }

@@ -43,6 +43,7 @@ export const OrderResource = z.object({
   amount: z.string(),
   currency: z.string(),
   status: z.enum(ORDER_STATUSES),
+  amount_refunded: z.string().describe('Refunded or being refunded (decimal string): never more than amount'),
   wallet_updated: z.boolean(),
   ledger_updated: z.boolean(),
   psp_reference: z.string().nullable(),
@@ -151,3 +152,28 @@ export const ListReconItemsQuery = z.strictObject({
 });
 
 export const CloseReconItemBody = z.strictObject({ note: z.string().min(1).max(2_000) });
+
+// Refunds.
+export const CreateRefundBody = z.strictObject({
+  order_id: z.string().min(1).max(100).describe('the order (one seller\'s part) to refund'),
+  amount: DecimalAmount.describe('decimal string in the payment\'s currency, at most what is left to refund of the order'),
+  reason: z.string().min(1).max(500).optional(),
+});
+
+export const RefundResource = z.object({
+  id: z.string(),
+  object: z.literal('refund'),
+  payment_id: z.string(),
+  order_id: z.string(),
+  amount: z.string(),
+  currency: z.string(),
+  reason: z.string().nullable(),
+  status: z.enum(['pending', 'succeeded', 'failed']),
+  failure_code: z.string().nullable(),
+  failure_message: z.string().nullable(),
+  workflow_id: z.string(),
+  created_at: z.string(),
+});
+export type RefundResource = z.infer<typeof RefundResource>;
+
+export const ListRefundsQuery = z.strictObject({ limit: Limit, starting_after: Cursor });

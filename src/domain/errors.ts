@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   order_not_parked: 'conflict',
   hold_already_resolved: 'conflict',
   recon_item_closed: 'conflict',
+  order_not_refundable: 'conflict',
+  refund_exceeds_refundable: 'conflict',
   resource_missing: 'not_found',
   route_not_found: 'not_found',
   ops_disabled: 'not_found',

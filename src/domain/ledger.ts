@@ -1,4 +1,5 @@
 import { assert } from './assert';
+import { divideHalfEven } from './money';
 
 export type AccountType = 'asset' | 'liability' | 'revenue' | 'expense';
 export type NormalBalance = 'debit' | 'credit';
@@ -181,5 +182,55 @@ export function settlementPosting(s: { reference: string; settlement_date: strin
     payment_id: null,
     order_id: null,
     entries: [posted(ACCOUNTS.bank_cash, s.net_minor), posted(ACCOUNTS.psp_receivable, -s.net_minor)],
+  });
+}
+
+export interface RefundedOrder {
+  refund_id: string;
+  order_id: string;
+  payment_id: string;
+  merchant_id: string;
+  seller_id: string;
+  currency: string;
+  /** The order as captured. */
+  amount_minor: bigint;
+  commission_minor: bigint;
+  /** Refunded before this refund (succeeded ones), and this refund. */
+  refunded_before_minor: bigint;
+  refund_minor: bigint;
+}
+
+/**
+ * The commission given back with refunds is the order's commission scaled by the refunded share,
+ * computed on running totals so that refunding everything, in any number of parts, gives back
+ * exactly the whole commission (no rounding residue left in platform_revenue).
+ */
+export function commissionRefunded(o: Pick<RefundedOrder, 'amount_minor' | 'commission_minor'>, refunded_total_minor: bigint): bigint {
+  return divideHalfEven(o.commission_minor * refunded_total_minor, o.amount_minor);
+}
+
+/**
+ * A refund: the PSP takes the amount back from its balance (psp_receivable), the seller gives back
+ * their share (seller_payable; it may go below zero if already paid out — recovered from later
+ * sales) and we give back our commission pro rata (platform_revenue). The PSP keeps its fee (the
+ * sandbox's rule, as at most PSPs): psp_fee_expense is untouched, the platform bears it.
+ */
+export function refundPosting(o: RefundedOrder): PostingDraft {
+  assert(o.refund_minor > 0n, 'a refund is for a positive amount');
+  assert(o.refunded_before_minor >= 0n && o.refunded_before_minor + o.refund_minor <= o.amount_minor, 'refunds never exceed the captured amount');
+  const commission_minor = commissionRefunded(o, o.refunded_before_minor + o.refund_minor) - commissionRefunded(o, o.refunded_before_minor);
+  const posted = (account: AccountRef, amount_minor: bigint): EntryDraft => ({ account, amount_minor, phase: 'posted' });
+  return posting({
+    reference: `refund:${o.refund_id}`,
+    description: 'order refunded',
+    currency: o.currency,
+    merchant_id: o.merchant_id,
+    payment_id: o.payment_id,
+    order_id: o.order_id,
+    entries: [
+      posted(ACCOUNTS.sellerPayable(o.merchant_id, o.seller_id), o.refund_minor - commission_minor),
+      posted(ACCOUNTS.platform_revenue, commission_minor),
+      posted(ACCOUNTS.psp_receivable, -o.refund_minor),
+    ],
   });
 }

@@ -10,20 +10,37 @@ export const PAYMENT_STATUSES = [
   'failed',
   'partially_succeeded',
   'canceled',
+  'partially_refunded',
+  'refunded',
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-export const ORDER_STATUSES = ['not_started', 'executing', 'requires_action', 'pending', 'needs_attention', 'authorized', 'succeeded', 'failed', 'canceled'] as const;
+export const ORDER_STATUSES = [
+  'not_started',
+  'executing',
+  'requires_action',
+  'pending',
+  'needs_attention',
+  'authorized',
+  'succeeded',
+  'failed',
+  'canceled',
+  'partially_refunded',
+  'refunded',
+] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
-export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled'>;
+export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'partially_refunded' | 'refunded'>;
+/** Captured, whatever was refunded since: the money moved through our books. */
+export const CAPTURED_ORDER_STATUSES = ['succeeded', 'partially_refunded', 'refunded'] as const;
 /** Waiting on someone else: the buyer (3-D Secure) or the PSP (review). */
 export type WaitingOrderStatus = Extract<OrderStatus, 'requires_action' | 'pending'>;
 
 /**
  * Progress rank, the same as `status_rank()` in migrations 005/006, whose trigger refuses any
  * update that lowers it: 0 before any work, 1 working, 2 waiting (on the buyer, the PSP or an
- * operator), 9 terminal (and terminal stays). One step back is allowed: an operator's retry of a
- * `needs_attention` order (see isMoveAllowed).
+ * operator), 9 terminal (and terminal stays), then after a sale 10 partially refunded and 11
+ * refunded. One step back is allowed: an operator's retry of a `needs_attention` order; and one
+ * way out of a terminal status: a refund of a captured order or payment (see isMoveAllowed).
  */
 const RANK: Record<OrderStatus | PaymentStatus, number> = {
   requires_payment_method: 0,
@@ -38,6 +55,8 @@ const RANK: Record<OrderStatus | PaymentStatus, number> = {
   failed: 9,
   partially_succeeded: 9,
   canceled: 9,
+  partially_refunded: 10,
+  refunded: 11,
 };
 export const TERMINAL_RANK = 9;
 
@@ -46,16 +65,20 @@ export function statusRank(status: OrderStatus | PaymentStatus): number {
 }
 
 export function isOrderTerminal(status: OrderStatus): status is TerminalOrderStatus {
-  return RANK[status] === TERMINAL_RANK;
+  return RANK[status] >= TERMINAL_RANK;
 }
 
 export function isPaymentTerminal(status: PaymentStatus): boolean {
-  return RANK[status] === TERMINAL_RANK;
+  return RANK[status] >= TERMINAL_RANK;
 }
 
-/** The same rule as `status_move_allowed()` in migration 006. */
+const REFUNDABLE_FROM: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded']);
+const REFUNDED: ReadonlySet<string> = new Set(['partially_refunded', 'refunded']);
+
+/** The same rule as `status_move_allowed()` in migration 009. */
 export function isMoveAllowed(from: OrderStatus | PaymentStatus, to: OrderStatus | PaymentStatus): boolean {
-  if (RANK[from] === TERMINAL_RANK) return false;
+  if (REFUNDABLE_FROM.has(from) && REFUNDED.has(to)) return RANK[to] >= RANK[from];
+  if (RANK[from] >= TERMINAL_RANK) return false;
   return RANK[to] >= RANK[from] || (from === 'needs_attention' && (to === 'executing' || to === 'processing'));
 }
 
@@ -82,6 +105,10 @@ export function derivePaymentStatus(orders: readonly OrderStatus[]): PaymentStat
     return 'processing';
   }
   if (orders.every((s) => s === 'canceled')) return 'canceled';
+  // After a sale: every captured order given back is `refunded`; any refund at all, `partially_refunded`.
+  const captured = orders.filter((s) => (CAPTURED_ORDER_STATUSES as readonly string[]).includes(s));
+  if (captured.length > 0 && captured.every((s) => s === 'refunded')) return 'refunded';
+  if (captured.some((s) => REFUNDED.has(s))) return 'partially_refunded';
   const succeeded = orders.filter((s) => s === 'succeeded').length;
   if (succeeded === orders.length) return 'succeeded';
   if (succeeded === 0) return 'failed';

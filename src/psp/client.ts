@@ -50,6 +50,15 @@ export const PspCheckoutSessionSchema = z.object({
 });
 export type PspCheckoutSession = z.infer<typeof PspCheckoutSessionSchema>;
 
+export const PspRefundSchema = z.object({
+  id: z.string().min(1).max(255),
+  charge: z.string().min(1).max(255),
+  amount: z.string().regex(/^[0-9]+$/),
+  currency: z.string().length(3),
+  status: z.enum(['succeeded']),
+});
+export type PspRefund = z.infer<typeof PspRefundSchema>;
+
 export interface CreateCheckoutSessionInput {
   idempotency_key: string;
   client_reference: string;
@@ -82,6 +91,8 @@ export interface PspClient {
   voidCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   /** Gives a captured charge back in full. Idempotent by the charge's state. */
   refundCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
+  /** Gives back part (or all) of a captured charge; never more than is left. Idempotent by key. */
+  createRefund(input: { charge_id: string; amount_minor: bigint; reason: string | null; idempotency_key: string }): Promise<PspRefund>;
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
   getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
   /**
@@ -152,6 +163,12 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
     captureCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'capture', idempotency_key),
     voidCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'void', idempotency_key),
     refundCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'refund', idempotency_key),
+    async createRefund(input) {
+      const body = { charge: input.charge_id, amount: input.amount_minor.toString(), ...(input.reason === null ? {} : { reason: input.reason }) };
+      const reply = await call('POST', '/v1/refunds', body, input.idempotency_key);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspRefundSchema.parse(reply.json);
+    },
     async createCheckoutSession(input) {
       const body = { client_reference: input.client_reference, return_url: input.return_url };
       const reply = await call('POST', '/v1/checkout_sessions', body, input.idempotency_key);

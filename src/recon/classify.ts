@@ -42,6 +42,8 @@ export interface DifferenceRow {
   order_fee_minor: string | null;
   order_psp_reference: string | null;
   captured_at: Date | null;
+  /** For a refund line: our refund its key names, if any. */
+  refund_amount_minor?: string | null;
 }
 
 /** One of our captures the PSP's files never settled. */
@@ -92,13 +94,19 @@ function explain(row: DifferenceRow, settlement_date: string): Explained {
   switch (row.result) {
     case 'missing_internally':
       if (row.order_id === null) return { field: 'order', our_value: 'no record', psp_value: `${row.type} ${row.psp_id}`, note: `the PSP settled a ${row.type} for key ${row.idempotency_key} that matches no order here` };
-      if (row.type === 'refund') return { field: 'refund', our_value: 'no refund recorded', psp_value: `refund of ${row.amount_minor}`, note: `the PSP refunded ${ours}; no refund is recorded here` };
+      if (row.type === 'refund') {
+        return row.refund_amount_minor === null || row.refund_amount_minor === undefined
+          ? { field: 'refund', our_value: 'no refund recorded', psp_value: `refund of ${row.amount_minor}`, note: `the PSP refunded ${ours ?? `key ${row.idempotency_key}`}; no refund with that key is recorded here` }
+          : { field: 'status', our_value: 'refund not succeeded', psp_value: 'refunded', note: `the PSP settled refund ${row.idempotency_key}, which has not succeeded here` };
+      }
       return { field: 'status', our_value: row.order_status, psp_value: 'succeeded', note: `the PSP settled ${ours}, which is still ${row.order_status ?? '?'} here` };
     case 'status_mismatch':
       return { field: 'status', our_value: row.order_status, psp_value: 'succeeded', note: `${ours} is ${row.order_status ?? '?'} here, but the PSP settled its ${row.type}` };
     case 'currency_mismatch':
+      if (row.type === 'refund') return { field: 'currency', our_value: null, psp_value: row.currency, note: `refund ${row.idempotency_key}: currency differs` };
       return { field: 'currency', our_value: row.order_currency, psp_value: row.currency, note: `${ours}: currency differs` };
     case 'amount_mismatch':
+      if (row.type === 'refund') return { field: 'amount', our_value: `-${row.refund_amount_minor ?? '?'}`, psp_value: row.amount_minor, note: `refund ${row.idempotency_key} of ${ours}: amount differs (minor units)` };
       return row.order_amount_minor !== row.amount_minor
         ? { field: 'amount', our_value: row.order_amount_minor, psp_value: row.amount_minor, note: `${ours}: amount differs (minor units)` }
         : { field: 'fee', our_value: row.order_fee_minor, psp_value: row.fee_minor, note: `${ours}: PSP fee differs (minor units)` };

@@ -49,20 +49,26 @@ select ?::date, l.line_no, l.psp_id, l.idempotency_key, l.order_reference, l.typ
   l.amount_minor, l.currency, l.fee_minor, l.amount_minor - l.fee_minor, l.created_at, l.settled_at,
   case
     when l.type not in ('charge', 'capture', 'refund') then 'unclassified'
+    -- A refund line names our refund by its key (our refund id is the PSP idempotency key).
+    when l.type = 'refund' and r.id is null then 'missing_internally'
+    when l.type = 'refund' and r.currency <> l.currency then 'currency_mismatch'
+    when l.type = 'refund' and r.amount_minor <> -l.amount_minor then 'amount_mismatch'
+    when l.type = 'refund' and r.status <> 'succeeded' then 'missing_internally'
+    when l.type = 'refund' then 'matched'
     when o.id is null then 'missing_internally'
-    when l.type = 'refund' then 'missing_internally'
     when o.status in ('failed', 'canceled') then 'status_mismatch'
-    when o.status <> 'succeeded' then 'missing_internally'
+    when o.status not in ('succeeded', 'partially_refunded', 'refunded') then 'missing_internally'
     when o.currency <> l.currency then 'currency_mismatch'
     when o.amount_minor <> l.amount_minor or o.psp_fee_minor is distinct from l.fee_minor then 'amount_mismatch'
     when o.psp_reference is distinct from l.psp_id then 'unclassified'
     when o.captured_at < ?::timestamptz then 'timing'
     else 'matched'
   end,
-  o.id
+  coalesce(o.id, r.order_id)
 from unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
   as l(line_no, psp_id, idempotency_key, order_reference, type, amount_minor, currency, fee_minor, created_at, settled_at)
-left join payment_order o on o.id = l.idempotency_key`;
+left join payment_order o on o.id = l.idempotency_key and l.type <> 'refund'
+left join refund r on r.id = l.idempotency_key and l.type = 'refund'`;
 
 async function insertLines(trx: Knex.Transaction, date: string, day_start: string, lines: SettlementLine[]): Promise<void> {
   if (lines.length === 0) return;
@@ -128,6 +134,9 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
   for (;;) {
     const rows = (await trx('settlement_line as l')
       .leftJoin('payment_order as o', 'o.id', 'l.order_id')
+      .leftJoin('refund as r', function joinRefund() {
+        this.on('r.id', '=', 'l.idempotency_key').andOnVal('l.type', '=', 'refund');
+      })
       .where('l.settlement_date', date)
       .andWhereNot('l.result', 'matched')
       .andWhere('l.line_no', '>', after)
@@ -137,6 +146,7 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
         'l.line_no', 'l.psp_id', 'l.idempotency_key', 'l.type', 'l.amount_minor', 'l.currency', 'l.fee_minor', 'l.settled_at', 'l.result',
         'o.id as order_id', 'o.payment_id', 'o.status as order_status', 'o.amount_minor as order_amount_minor',
         trx.raw('trim(o.currency) as order_currency'), 'o.psp_fee_minor as order_fee_minor', 'o.psp_reference as order_psp_reference', 'o.captured_at',
+        'r.amount_minor as refund_amount_minor',
       )) as DifferenceRow[];
     await upsertItems(trx, run_id, rows.map((r) => itemOfLine({ ...r, currency: r.currency.trim() }, date)));
     const last = rows[rows.length - 1];

@@ -37,6 +37,7 @@ interface OrderRow {
   amount_minor: string;
   currency: string;
   status: OrderStatus;
+  refunded_minor: string;
   wallet_updated: boolean;
   ledger_updated: boolean;
   psp_reference: string | null;
@@ -198,6 +199,7 @@ function toResource(row: PaymentRow, orders: OrderRow[]): PaymentResource {
       amount: formatAmount(BigInt(o.amount_minor), o.currency),
       currency: o.currency,
       status: o.status,
+      amount_refunded: formatAmount(BigInt(o.refunded_minor), o.currency),
       wallet_updated: o.wallet_updated,
       ledger_updated: o.ledger_updated,
       psp_reference: o.psp_reference,

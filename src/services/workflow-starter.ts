@@ -6,6 +6,7 @@ import { runPeriodically, type Periodic } from './periodic';
 import { SA } from '../workflows/search-attributes';
 import type { PaymentMethodAttached } from '../activities/types';
 import type { PaymentInput, PaymentWorkflow } from '../workflows/payment';
+import type { RefundInput, RefundWorkflow } from '../workflows/refund';
 
 export interface StarterDeps {
   db: Knex;
@@ -99,12 +100,56 @@ export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: str
   }
 }
 
+/** Starts a refund's workflow (idempotent by its id) and marks it started. */
+export async function startRefundWorkflow(deps: StarterDeps, refund: { id: string; workflow_id: string }, conn: Knex = deps.db): Promise<void> {
+  const input: RefundInput = { refund_id: refund.id };
+  try {
+    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+      deps.temporal.workflow.start<typeof RefundWorkflow>('RefundWorkflow', { workflowId: refund.workflow_id, taskQueue: deps.task_queue, args: [input], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE }),
+    );
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  await conn('refund').where({ id: refund.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
+  deps.log.info({ refund_id: refund.id, workflow_id: refund.workflow_id }, 'refund workflow started');
+}
+
+/** Starts now if it can; a failure is logged and left to the relay, never failing the API call. */
+export async function tryStartRefundWorkflow(deps: StarterDeps, refund_id: string): Promise<void> {
+  const refund = (await deps.db('refund').where({ id: refund_id }).whereNull('workflow_started_at').first('id', 'workflow_id')) as { id: string; workflow_id: string } | undefined;
+  if (refund === undefined) return;
+  try {
+    await startRefundWorkflow(deps, refund);
+  } catch (err) {
+    deps.log.warn({ err, refund_id }, 'refund workflow start failed; the relay will retry');
+  }
+}
+
+async function relayRefundsOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
+  return await deps.db.transaction(async (trx) => {
+    const due = (await trx('refund')
+      .select('id', 'workflow_id')
+      .whereNull('workflow_started_at')
+      .where('created_at', '<', trx.raw(`now() - (? * interval '1 millisecond')`, [grace_ms]))
+      .orderBy('created_at')
+      .limit(LIMITS.relay_batch_max)
+      .forUpdate()
+      .skipLocked()) as { id: string; workflow_id: string }[];
+    for (const refund of due) await startRefundWorkflow(deps, refund, trx);
+    return due.length;
+  });
+}
+
 /**
  * The outbox relay: a payment row commits with `workflow_started_at` null (the start marker), and
  * this loop starts any workflow a crash or a Temporal outage left unstarted. Rows are claimed with
  * SKIP LOCKED so several API processes can run it at once.
  */
 export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
+  return (await relayPaymentsOnce(deps, grace_ms)) + (await relayRefundsOnce(deps, grace_ms));
+}
+
+async function relayPaymentsOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
   return await deps.db.transaction(async (trx) => {
     const due = await trx('payment_event')
       .select(...UNSTARTED_COLUMNS)

@@ -2,3 +2,4 @@
 export { PaymentWorkflow } from './payment';
 export { PaymentOrderWorkflow } from './payment-order';
 export { NightlyReconciliationWorkflow, ReconciliationWorkflow } from './reconciliation';
+export { RefundWorkflow } from './refund';
