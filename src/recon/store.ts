@@ -49,7 +49,7 @@ select ?::date, l.line_no, l.psp_id, l.idempotency_key, l.order_reference, l.typ
   l.amount_minor, l.currency, l.fee_minor, l.amount_minor - l.fee_minor, l.created_at, l.settled_at,
   case
     when l.type not in ('charge', 'capture', 'refund') then 'unclassified'
-    -- A refund line names our refund by its key (our refund id is the PSP idempotency key).
+    -- A refund line is ours when the PSP's refund id or our key (the refund id) names a refund here.
     when l.type = 'refund' and r.id is null then 'missing_internally'
     when l.type = 'refund' and r.currency <> l.currency then 'currency_mismatch'
     when l.type = 'refund' and r.amount_minor <> -l.amount_minor then 'amount_mismatch'
@@ -68,7 +68,8 @@ select ?::date, l.line_no, l.psp_id, l.idempotency_key, l.order_reference, l.typ
 from unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
   as l(line_no, psp_id, idempotency_key, order_reference, type, amount_minor, currency, fee_minor, created_at, settled_at)
 left join payment_order o on o.id = l.idempotency_key and l.type <> 'refund'
-left join refund r on r.id = l.idempotency_key and l.type = 'refund'`;
+-- Our refund: by the PSP's refund id (recorded when it succeeded), else by our key.
+left join lateral (select * from refund x where l.type = 'refund' and (x.psp_refund_id = l.psp_id or x.id = l.idempotency_key) limit 1) r on true`;
 
 async function insertLines(trx: Knex.Transaction, date: string, day_start: string, lines: SettlementLine[]): Promise<void> {
   if (lines.length === 0) return;
@@ -134,9 +135,7 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
   for (;;) {
     const rows = (await trx('settlement_line as l')
       .leftJoin('payment_order as o', 'o.id', 'l.order_id')
-      .leftJoin('refund as r', function joinRefund() {
-        this.on('r.id', '=', 'l.idempotency_key').andOnVal('l.type', '=', 'refund');
-      })
+      .joinRaw(`left join lateral (select x.amount_minor from refund x where l.type = 'refund' and (x.psp_refund_id = l.psp_id or x.id = l.idempotency_key) limit 1) r on true`)
       .where('l.settlement_date', date)
       .andWhereNot('l.result', 'matched')
       .andWhere('l.line_no', '>', after)

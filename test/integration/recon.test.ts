@@ -110,26 +110,32 @@ async function balance(code: string, currency: string): Promise<bigint> {
 }
 
 describe('a clean day', () => {
-  it('matches every line of mixed types and currencies, finds no difference, and psp_receivable nets to zero', async () => {
+  it('matches every line of mixed types (charge, capture, refund) and currencies, finds no difference, and psp_receivable nets to zero', async () => {
     const created = [
       ...(await Promise.all(Array.from({ length: 14 }, (_, i) => pay({ amounts: [`${10 + i}.00`, '5.25'] })))),
       ...(await Promise.all(Array.from({ length: 6 }, () => pay({ currency: 'EUR', amounts: ['20.00', '7.99'] })))),
       ...(await Promise.all(Array.from({ length: 6 }, () => pay({ currency: 'JPY', amounts: ['1200', '800'], capture_method: 'all_or_nothing' })))),
     ];
     for (const p of created) expect((await settledPayment(p.id)).status).toBe('succeeded');
+    // A partial refund: a refund line the PSP settles, matched to our refund by its key.
+    const refunded = created[0]!;
+    const refund = await call(`${stack.api.url}/v1/payments/${refunded.id}/refunds`, { key: stack.key, idempotency_key: randomUUID(), body: { order_id: refunded.orders[0]!.id, amount: '3.00' } });
+    expect(refund.status).toBe(201);
+    await until('the refund succeeded', async () => ((await stack.api.db('refund').where({ id: refund.body.id, status: 'succeeded' }).first()) ?? null));
     await settlementKnobs(NO_DIFFERENCES);
 
     const { run, failed } = await reconcile(today());
     expect(failed).toBeNull();
     expect(run).toMatchObject({ status: 'succeeded', settlement_date: today() });
-    expect(run.totals.lines).toBe(52);
-    expect(run.totals.matched.count).toBe(52);
+    expect(run.totals.lines).toBe(53);
+    expect(run.totals.matched.count).toBe(53);
     expect(run.totals.differences).toEqual({});
     expect(await itemsOf(today())).toEqual([]);
     const types = await stack.api.db('settlement_line').where({ settlement_date: today() }).groupBy('type', 'result').select('type', 'result').count('* as n');
     expect(types.map((t) => [t.type, t.result, Number(t.n)]).sort()).toEqual([
       ['capture', 'matched', 12],
       ['charge', 'matched', 40],
+      ['refund', 'matched', 1],
     ]);
     // The PSP paid the day's net to the bank: what it owed us is settled, per currency.
     for (const currency of ['USD', 'EUR', 'JPY']) {

@@ -1,4 +1,4 @@
-import { capturePosting, assertBalanced, postPendingPosting, type EntryDraft } from '../../src/domain/ledger';
+import { capturePosting, assertBalanced, commissionRefunded, postPendingPosting, refundPosting, type EntryDraft } from '../../src/domain/ledger';
 import { derivePaymentStatus, assertOrderMove, orderStatusesBefore, statusRank } from '../../src/domain/status';
 import { evaluateRiskRules, parseRiskRules } from '../../src/domain/risk';
 import { requestHash } from '../../src/services/idempotency';
@@ -43,9 +43,43 @@ describe('payment status', () => {
     expect(() => assertOrderMove('executing', 'not_started')).toThrow(/not allowed/);
     expect(() => assertOrderMove('not_started', 'executing')).not.toThrow();
   });
+
+  it('after a sale, lets refunds move a captured order forward only', () => {
+    expect(() => assertOrderMove('succeeded', 'partially_refunded')).not.toThrow();
+    expect(() => assertOrderMove('partially_refunded', 'partially_refunded')).not.toThrow();
+    expect(() => assertOrderMove('partially_refunded', 'refunded')).not.toThrow();
+    expect(() => assertOrderMove('succeeded', 'refunded')).not.toThrow();
+    expect(() => assertOrderMove('refunded', 'partially_refunded')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('partially_refunded', 'succeeded')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('failed', 'refunded')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('executing', 'refunded')).not.toThrow(); // rank only; refunds check the capture
+  });
+
+  it('derives refunded when every captured order is refunded, partially_refunded on any refund', () => {
+    expect(derivePaymentStatus(['refunded', 'refunded'])).toBe('refunded');
+    expect(derivePaymentStatus(['refunded', 'failed'])).toBe('refunded');
+    expect(derivePaymentStatus(['refunded', 'succeeded'])).toBe('partially_refunded');
+    expect(derivePaymentStatus(['partially_refunded'])).toBe('partially_refunded');
+    expect(derivePaymentStatus(['succeeded', 'failed'])).toBe('partially_succeeded');
+  });
 });
 
 describe('ledger postings', () => {
+  it('reverses a refund: the seller\'s share and the commission pro rata, the PSP takes the amount back', () => {
+    const order = { refund_id: 'rfd_1', order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 1_000n, commission_minor: 30n };
+    const part = refundPosting({ ...order, refunded_before_minor: 0n, refund_minor: 333n });
+    expect(part.reference).toBe('refund:rfd_1');
+    expect(part.entries.map((e) => [e.account.code, e.amount_minor])).toEqual([
+      ['seller_payable:mer_1:S', 323n],
+      ['platform_revenue', 10n],
+      ['psp_receivable', -333n],
+    ]);
+    // Three parts of 333 and one of 1 give back exactly the commission of 30, whatever the rounding.
+    const given = [0n, 333n, 666n, 999n].map((before, i) => commissionRefunded(order, before + (i < 3 ? 333n : 1n)) - commissionRefunded(order, before));
+    expect(given.reduce((a, b) => a + b, 0n)).toBe(30n);
+    expect(() => refundPosting({ ...order, refunded_before_minor: 900n, refund_minor: 101n })).toThrow(/never exceed/);
+  });
+
   it('posts a capture: receivable less the PSP fee, the fee as expense, the seller and commission as credits', () => {
     const posting = capturePosting({ order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 10_000n, commission_minor: 300n, psp_fee_minor: 320n });
     expect(posting.reference).toBe('order:ord_1:capture');
