@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../domain/errors';
-import { BalanceList, CloseReconItemBody, CreatePaymentBody, ErrorResponse, PaymentList, PaymentResource, StartReconRunBody, TransactionList } from './schemas';
+import { BalanceList, CloseReconItemBody, CreatePaymentBody, CreateRefundBody, RefundResource, ErrorResponse, PaymentList, PaymentResource, StartReconRunBody, TransactionList } from './schemas';
 import { PspEventSchema } from '../services/psp-events';
 
 const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' });
@@ -31,6 +31,8 @@ export function openApiDocument() {
         PaymentList: schema(PaymentList),
         BalanceList: schema(BalanceList),
         TransactionList: schema(TransactionList),
+        CreateRefund: schema(CreateRefundBody, 'input'),
+        Refund: schema(RefundResource),
         Error: { ...schema(ErrorResponse), description: `Error codes: ${Object.keys(ERROR_CODES).join(', ')}` },
       },
     },
@@ -64,6 +66,52 @@ export function openApiDocument() {
           summary: 'A payment with every order\'s status',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'The payment', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) },
+        },
+      },
+      '/v1/payments/{id}/refunds': {
+        post: {
+          summary: 'Refund part or all of one order of a payment',
+          description:
+            'The amount is reserved on the order at once (concurrent refunds never exceed what was captured); the answer is 201 `pending` and the refund workflow asks the PSP, then reverses the seller\'s share and the commission pro rata in the ledger (the PSP keeps its fee). ' +
+            'The order becomes `partially_refunded` or `refunded`, and the payment follows. Watch GET /v1/refunds/{id}.',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreateRefund' } } } },
+          responses: {
+            '201': { description: 'Accepted (pending)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Refund' } } } },
+            ...errorResponses({
+              '400': 'Invalid body or amount (invalid_amount, parameter_invalid, parameter_unknown); nothing written',
+              '401': 'Unauthenticated',
+              '404': 'No such payment (or not yours), or no such order in it',
+              '409': 'order_not_refundable (not captured) or refund_exceeds_refundable (more than is left); nothing written',
+              '422': 'Idempotency-Key reused with another body',
+            }),
+          },
+        },
+        get: {
+          summary: 'The refunds of a payment, newest first',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of refunds (object, data, has_more, next_cursor)' }, ...errorResponses({ '401': 'Unauthenticated', '404': 'No such payment' }) },
+        },
+      },
+      '/v1/refunds': {
+        get: {
+          summary: 'Your refunds, newest first (cursor pagination)',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of refunds' }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/refunds/{id}': {
+        get: {
+          summary: 'One refund: pending, succeeded or failed (with the PSP\'s reason)',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The refund', content: { 'application/json': { schema: { $ref: '#/components/schemas/Refund' } } } }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) },
         },
       },
       '/v1/balances': {

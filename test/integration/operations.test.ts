@@ -62,7 +62,8 @@ describe('operations endpoints', () => {
     const reply = await call(`${api.url}/openapi.json`);
     expect(reply.status).toBe(200);
     expect(reply.body.openapi).toBe('3.1.0');
-    expect(Object.keys(reply.body.paths)).toEqual(expect.arrayContaining(['/v1/payments', '/v1/payments/{id}']));
+    expect(Object.keys(reply.body.paths)).toEqual(expect.arrayContaining(['/v1/payments', '/v1/payments/{id}', '/v1/payments/{id}/refunds', '/v1/refunds/{id}', '/v1/ops/recon/runs']));
+    expect(reply.body.components.schemas.CreateRefund.required).toEqual(expect.arrayContaining(['order_id', 'amount']));
     const create = reply.body.components.schemas.CreatePayment;
     expect(create.required).toEqual(expect.arrayContaining(['buyer', 'currency', 'orders']));
     expect(create.additionalProperties).toBe(false);

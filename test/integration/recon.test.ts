@@ -1,14 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createDb, type Knex } from '../../src/db';
 import { dayOf } from '../../src/recon/dates';
 import { accountBalances } from '../../src/ledger/store';
 import { startAsyncStack, type AsyncStack } from '../support/async-stack';
 import { createPayment, until } from '../support/flows';
 import { payctl } from '../support/payctl';
-import { ROOT } from '../support/processes';
+import { keepHistory } from '../support/histories';
 import { call, settled, waitForPayment } from '../support/stack';
 
 /**
@@ -87,17 +84,7 @@ async function reconcile(date: string): Promise<{ run: Record<string, any>; fail
   return { run: runs.body.data[0], failed };
 }
 
-/**
- * `RECORD_HISTORIES=1 npx jest test/integration/recon.test.ts` keeps this suite's reconciliation
- * histories in test/histories/recon-v1/ for the replay test (refresh only on purpose, as with
- * `npm run histories:record`).
- */
-async function keepHistory(workflow_id: string, file: string): Promise<void> {
-  if (process.env.RECORD_HISTORIES !== '1') return;
-  const dir = path.join(ROOT, 'test/histories/recon-v1');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, file), `${historyToJSON(await stack.api.temporal.workflow.getHandle(workflow_id).fetchHistory())}\n`);
-}
+const keep = (workflow_id: string, file: string) => keepHistory(stack.api.temporal, workflow_id, 'recon-v1', file);
 
 async function itemsOf(date: string): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const got = await stack.api.db('recon_item').where({ settlement_date: date }).orderBy('id');
@@ -208,7 +195,7 @@ describe('differences', () => {
     // Nothing else: each injected difference once.
     expect(items.length).toBe(7);
     expect(run.totals.auto_fixed).toBe(1);
-    await keepHistory(run.workflow_id, 'auto-fix.recon.json');
+    await keep(run.workflow_id, 'auto-fix.recon.json');
     const fixed = await settledPayment(f.id);
     expect(fixed.status).toBe('succeeded');
     expect(await stack.api.db('ledger_transaction').where({ reference: `order:${F_id}:capture` })).toHaveLength(1);
@@ -292,6 +279,6 @@ describe('the nightly schedule', () => {
     await handle.trigger();
     await until('the scheduled run of yesterday finished', async () => ((await succeeded()).length > before ? true : null), 60_000);
     const nightly = (await handle.describe()).info.recentActions.at(-1)?.action.workflow.workflowId;
-    if (nightly !== undefined) await keepHistory(nightly, 'nightly.recon.json');
+    if (nightly !== undefined) await keep(nightly, 'nightly.recon.json');
   });
 });

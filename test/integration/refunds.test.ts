@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { call, newMerchant, settled, waitForPayment, type Reply, type TestApi, useTestApi } from '../support/stack';
 import { until } from '../support/flows';
+import { keepHistory } from '../support/histories';
 
 /**
  * Refunds (issue 8, first part) through the suite's stack: the API reserves the amount and
@@ -47,6 +48,7 @@ describe('refunds', () => {
     const first = await refund(payment.id, { order_id: a.id, amount: '10.00', reason: 'returned' });
     expect(first).toMatchObject({ status: 201, body: { object: 'refund', payment_id: payment.id, order_id: a.id, amount: '10.00', currency: 'USD', status: 'pending', reason: 'returned' } });
     expect(await decided(first.body.id)).toMatchObject({ status: 'succeeded', failure_code: null });
+    await keepHistory(api.temporal, first.body.workflow_id, 'refund-v1', 'succeeded.refund.json');
     const after_first = (await call(`${api.url}/v1/payments/${payment.id}`, { key })).body;
     expect(after_first.status).toBe('partially_refunded');
     expect(after_first.orders.find((o: { id: string }) => o.id === a.id)).toMatchObject({ status: 'refunded', amount_refunded: '10.00' });
