@@ -331,7 +331,7 @@ describe('sandbox PSP reads', () => {
 
   it('answers health and unknown routes as JSON', async () => {
     expect(await getJson(normal, '/healthz', {})).toEqual({ status: 200, replayed: false, body: { ok: true } });
-    const missing = await getJson(normal, '/v1/refunds');
+    const missing = await getJson(normal, '/v1/transfers');
     expect(missing.status).toBe(404);
     expect(missing.body.error).toMatchObject({ code: 'route_not_found' });
   });
