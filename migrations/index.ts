@@ -8,6 +8,7 @@ import * as m006 from './006_needs_attention';
 import * as m007 from './007_all_or_nothing';
 import * as m008 from './008_reconciliation';
 import * as m009 from './009_refunds';
+import * as m010 from './010_payouts';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -23,6 +24,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['007_all_or_nothing', m007],
   ['008_reconciliation', m008],
   ['009_refunds', m009],
+  ['010_payouts', m010],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

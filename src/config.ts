@@ -58,6 +58,13 @@ const EnvSchema = z.object({
   RECON_DOWNLOAD_TIMEOUT_MS: z.coerce.number().int().min(10_000).max(6 * 3_600_000).default(30 * 60_000),
   // How long a run waits for the orders it auto-fixed (signalled) to reach the books.
   RECON_FIX_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
+  // Daily pay-outs to sellers (a 5-field cron in UTC, or "off"), and the smallest payout per
+  // currency (CUR:amount in the currency's units; a currency not listed: one minor unit).
+  PAYOUT_SCHEDULE_CRON: z
+    .string()
+    .regex(/^(off|[0-9*,/-]+( [0-9*,/-]+){4})$/, 'must be "off" or a 5-field cron like "0 3 * * *"')
+    .default('0 3 * * *'),
+  PAYOUT_MINIMUMS: z.string().max(2_000).default('USD:1.00,EUR:1.00,GBP:1.00,JPY:100,KRW:1000'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

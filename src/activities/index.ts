@@ -7,6 +7,7 @@ import { createOrderActivities } from './order';
 import { createPaymentActivities } from './payment';
 import { createReconActivities } from './recon';
 import { createRefundActivities } from './refund';
+import { createPayoutActivities } from './payout';
 
 export interface ActivityDeps {
   db: Knex;
@@ -16,6 +17,8 @@ export interface ActivityDeps {
   ledger: LedgerPoster;
   /** Bounds one settlement file download (RECON_DOWNLOAD_TIMEOUT_MS). */
   settlement_download_timeout_ms: number;
+  /** The smallest payout per currency (PAYOUT_MINIMUMS). */
+  payout_minimums: ReadonlyMap<string, bigint>;
 }
 
 /** Every activity, built from clients passed in (never created inside an activity). */
@@ -25,10 +28,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createOrderActivities(deps),
     ...createReconActivities(deps),
     ...createRefundActivities(deps),
+    ...createPayoutActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { ReconFailure, ReconRunRef } from './recon';
 export type { RefundOutcome } from './refund';
+export type { PayoutOutcome } from './payout';
 export type { ChargeOutcome, OperatorCommand, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';

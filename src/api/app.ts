@@ -4,13 +4,15 @@ import type { Knex } from 'knex';
 import type { Client } from '@temporalio/client';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logger';
-import { LIMITS } from '../config';
+import { LIMITS, loadEnv } from '../config';
 import { authenticate } from './auth';
 import { errorHandler, notFound } from './errors';
 import { healthRouter } from './health';
 import { httpMetrics, paymentStatusGauge } from './metrics';
 import { openApiDocument } from './openapi';
 import { paymentsRouter, refundsRouter } from './payments';
+import { payoutsRouter, sellersRouter } from './payouts';
+import { parseCurrencyAmounts } from '../domain/money';
 import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
@@ -32,6 +34,8 @@ export interface AppDeps {
   timings: WaitTimings;
   webhook_secrets: readonly string[];
   admin_api_key?: string;
+  /** The smallest payout per currency (PAYOUT_MINIMUMS); defaults to the env default. */
+  payout_minimums?: ReadonlyMap<string, bigint>;
 }
 
 export function starterDepsOf(deps: Pick<AppDeps, 'db' | 'temporal' | 'task_queue' | 'log' | 'timings'>): StarterDeps {
@@ -68,6 +72,9 @@ export function createApp(deps: AppDeps): Express {
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
   v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp }));
   v1.use('/refunds', refundsRouter({ db: deps.db }));
+  v1.use('/sellers', sellersRouter({ db: deps.db, psp: deps.psp, log: deps.log }));
+  const payout_minimums = deps.payout_minimums ?? parseCurrencyAmounts(loadEnv({}).PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS');
+  v1.use('/payouts', payoutsRouter({ db: deps.db, log: deps.log, psp: deps.psp, starter, payout_minimums }));
   v1.use('/balances', balancesRouter(deps.db));
   v1.use('/ledger', ledgerRouter(deps.db));
   app.use('/v1', v1);

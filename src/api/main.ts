@@ -8,6 +8,7 @@ import { createLogger } from '../logger';
 import { createDb } from '../db';
 import { createMetricsRegistry } from '../metrics';
 import { runRelay } from '../services/workflow-starter';
+import { parseCurrencyAmounts } from '../domain/money';
 import { createApp, starterDepsOf } from './app';
 
 const TEST_WEBHOOK_SECRET = 'whsec_test_sandbox';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     timings: waitTimingsOf(env),
     webhook_secrets,
     admin_api_key: env.ADMIN_API_KEY,
+    payout_minimums: parseCurrencyAmounts(env.PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS'),
   };
   const app = createApp(deps);
   const starter = starterDepsOf(deps);

@@ -8,7 +8,7 @@ import { getRefund, insertRefund, listRefunds } from '../services/refunds';
 import { getPayment, insertPayment, listPayments, openCheckout, validatePayment } from '../services/payments';
 import type { PspClient } from '../psp/client';
 import { requestHash, runIdempotent, validateIdempotencyKey } from '../services/idempotency';
-import { tryStartPaymentWorkflow, tryStartRefundWorkflow, type StarterDeps } from '../services/workflow-starter';
+import { tryStartPaymentWorkflow, tryStartRowWorkflow, type StarterDeps } from '../services/workflow-starter';
 
 export interface PaymentsRouterDeps {
   db: Knex;
@@ -63,7 +63,7 @@ export function paymentsRouter({ db, log, starter, commission_bps, psp }: Paymen
     });
     const refund_id = (result.body as { id: string }).id;
     // Also on a replay: a first request that died before starting the workflow is healed here.
-    await tryStartRefundWorkflow(starter, refund_id);
+    await tryStartRowWorkflow(starter, 'refund', refund_id);
     res.locals.payment_id = payment_id;
     log.info({ merchant_id: merchant.merchant_id, payment_id, refund_id, replayed: result.replayed }, 'refund accepted');
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');

@@ -101,7 +101,7 @@ export const ListBalancesQuery = z.strictObject({
 
 export const BalanceList = z.object({
   object: z.literal('list'),
-  data: z.array(z.object({ seller_id: z.string(), currency: z.string(), available: z.string(), pending: z.string() })),
+  data: z.array(z.object({ seller_id: z.string(), currency: z.string(), available: z.string(), pending: z.string(), negative_balance: z.string().describe('What the seller owes (refunds after a payout), recovered from later sales; 0 when none') })),
   has_more: z.boolean(),
   next_cursor: z.string().nullable(),
 });
@@ -177,3 +177,5 @@ export const RefundResource = z.object({
 export type RefundResource = z.infer<typeof RefundResource>;
 
 export const ListRefundsQuery = z.strictObject({ limit: Limit, starting_after: Cursor });
+
+export const ListPayoutsQuery = z.strictObject({ seller_id: z.string().min(1).max(255).optional(), limit: Limit, starting_after: Cursor });

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   webhook_signature_invalid: 'invalid_request',
   webhook_event_invalid: 'invalid_request',
   settlement_date_in_future: 'invalid_request',
+  payout_nothing_available: 'invalid_request',
+  payout_below_minimum: 'invalid_request',
   idempotency_key_missing: 'idempotency',
   idempotency_key_invalid: 'idempotency',
   idempotency_key_reused: 'idempotency',

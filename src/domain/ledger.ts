@@ -234,3 +234,34 @@ export function refundPosting(o: RefundedOrder): PostingDraft {
     ],
   });
 }
+
+export interface PayoutDraft {
+  payout_id: string;
+  merchant_id: string;
+  seller_id: string;
+  currency: string;
+  amount_minor: bigint;
+}
+
+/**
+ * A payout's three postings: the reservation moves the seller's available balance into clearing
+ * (what is on its way to them); when the PSP has paid, clearing is settled against what the PSP
+ * holds for us (psp_receivable: the PSP paid from our balance there); when it failed, the amount
+ * goes back to the seller.
+ */
+export function payoutPosting(p: PayoutDraft, step: 'reserve' | 'paid' | 'failed'): PostingDraft {
+  assert(p.amount_minor > 0n, 'a payout is for a positive amount');
+  const seller = ACCOUNTS.sellerPayable(p.merchant_id, p.seller_id);
+  const [debit, credit] =
+    step === 'reserve' ? [seller, ACCOUNTS.seller_payout_clearing] : step === 'paid' ? [ACCOUNTS.seller_payout_clearing, ACCOUNTS.psp_receivable] : [ACCOUNTS.seller_payout_clearing, seller];
+  const posted = (account: AccountRef, amount_minor: bigint): EntryDraft => ({ account, amount_minor, phase: 'posted' });
+  return posting({
+    reference: `payout:${p.payout_id}:${step}`,
+    description: `payout ${step}`,
+    currency: p.currency,
+    merchant_id: p.merchant_id,
+    payment_id: null,
+    order_id: null,
+    entries: [posted(debit, p.amount_minor), posted(credit, -p.amount_minor)],
+  });
+}

@@ -64,6 +64,19 @@ export function formatAmount(amount_minor: bigint, currency: string): string {
   return `${negative ? '-' : ''}${whole}${fraction}`;
 }
 
+/** `CUR:amount,CUR:amount` (an env setting, amounts in the currency's units) as minor units per currency. */
+export function parseCurrencyAmounts(value: string, setting: string): Map<string, bigint> {
+  const amounts = new Map<string, bigint>();
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [currency, amount, extra] = part.split(':');
+    if (currency === undefined || amount === undefined || extra !== undefined) {
+      throw new AppError('parameter_invalid', `${setting} entry must be CUR:amount, got ${part}`, setting);
+    }
+    amounts.set(currency, parseAmount(amount, currency, setting));
+  }
+  return amounts;
+}
+
 /** Integer division rounded half to even (banker's rounding), for non-negative operands. */
 export function divideHalfEven(numerator: bigint, denominator: bigint): bigint {
   assert(numerator >= 0n && denominator > 0n, 'divideHalfEven takes non-negative numerator, positive denominator');

@@ -1,5 +1,4 @@
-import { AppError } from './errors';
-import { parseAmount } from './money';
+import { parseCurrencyAmounts } from './money';
 
 /**
  * The seeds' AML/CFT and fraud step. Providers sit behind this interface so an external vendor can
@@ -26,14 +25,7 @@ export interface RiskRules {
 
 /** "USD:10000.00,EUR:9000" → per-currency caps in minor units. Bad config stops start-up. */
 export function parseRiskRules(max_amount: string, blocked_buyers: string): RiskRules {
-  const caps = new Map<string, bigint>();
-  for (const part of max_amount.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const [currency, amount, extra] = part.split(':');
-    if (currency === undefined || amount === undefined || extra !== undefined) {
-      throw new AppError('parameter_invalid', `RISK_MAX_AMOUNT entry must be CUR:amount, got ${part}`, 'RISK_MAX_AMOUNT');
-    }
-    caps.set(currency, parseAmount(amount, currency, 'RISK_MAX_AMOUNT'));
-  }
+  const caps = parseCurrencyAmounts(max_amount, 'RISK_MAX_AMOUNT');
   const blocked = new Set(blocked_buyers.split(',').map((b) => b.trim()).filter(Boolean));
   return { max_amount_minor: caps, blocked_buyer_ids: blocked };
 }

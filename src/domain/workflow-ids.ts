@@ -5,3 +5,6 @@ export const orderWorkflowId = (order_id: string): string => `order-${order_id}`
 /** One reconciliation per settlement day and deployment (its task queue: tests share a namespace). */
 export const reconciliationWorkflowId = (task_queue: string, settlement_date: string): string => `recon-${task_queue}-${settlement_date}`;
 export const refundWorkflowId = (refund_id: string): string => `refund-${refund_id}`;
+/** A scheduled payout's id names seller, currency and the run's nominal day (a rerun of the day is refused by Temporal); an on-demand one its payout. */
+export const payoutWorkflowId = (k: { payout_id: string } | { merchant_id: string; seller_id: string; currency: string; run_date: string }): string =>
+  'payout_id' in k ? `payout-${k.payout_id}` : `payout-${k.merchant_id}-${k.seller_id}-${k.currency}-${k.run_date}`;

@@ -59,6 +59,19 @@ export const PspRefundSchema = z.object({
 });
 export type PspRefund = z.infer<typeof PspRefundSchema>;
 
+export const PspBankAccountSchema = z.object({ token: z.string().min(1).max(255), last4: z.string().regex(/^[0-9]{4}$/) });
+export type PspBankAccount = z.infer<typeof PspBankAccountSchema>;
+
+export const PspPayoutSchema = z.object({
+  id: z.string().min(1).max(255),
+  amount: z.string().regex(/^[0-9]+$/),
+  currency: z.string().length(3),
+  status: z.enum(['pending', 'paid', 'failed']),
+  failure_code: z.string().max(255).nullable(),
+  version: z.number().int().min(1).default(1),
+});
+export type PspPayout = z.infer<typeof PspPayoutSchema>;
+
 export interface CreateCheckoutSessionInput {
   idempotency_key: string;
   client_reference: string;
@@ -93,6 +106,11 @@ export interface PspClient {
   refundCharge(charge_id: string, idempotency_key: string): Promise<PspCharge>;
   /** Gives back part (or all) of a captured charge; never more than is left. Idempotent by key. */
   createRefund(input: { charge_id: string; amount_minor: bigint; reason: string | null; idempotency_key: string }): Promise<PspRefund>;
+  /** Tokenizes a seller's bank account at the PSP: we keep the token and the last four digits only. */
+  createBankAccount(input: { account_number: string; seller_reference: string }): Promise<PspBankAccount>;
+  /** Sends money to a tokenized bank account. Idempotent by key; decided later (paid / failed). */
+  createPayout(input: { amount_minor: bigint; currency: string; destination: string; reference: string; idempotency_key: string }): Promise<PspPayout>;
+  getPayout(payout_id: string): Promise<PspPayout>;
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
   getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
   /**
@@ -168,6 +186,22 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       const reply = await call('POST', '/v1/refunds', body, input.idempotency_key);
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspRefundSchema.parse(reply.json);
+    },
+    async createBankAccount(input) {
+      const reply = await call('POST', '/v1/bank_accounts', input);
+      if (reply.status !== 201) throw classifyHttpError(reply);
+      return PspBankAccountSchema.parse(reply.json);
+    },
+    async createPayout(input) {
+      const body = { amount: input.amount_minor.toString(), currency: input.currency, destination: input.destination, reference: input.reference };
+      const reply = await call('POST', '/v1/payouts', body, input.idempotency_key);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspPayoutSchema.parse(reply.json);
+    },
+    async getPayout(payout_id) {
+      const reply = await call('GET', `/v1/payouts/${encodeURIComponent(payout_id)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspPayoutSchema.parse(reply.json);
     },
     async createCheckoutSession(input) {
       const body = { client_reference: input.client_reference, return_url: input.return_url };

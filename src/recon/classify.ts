@@ -82,6 +82,7 @@ export function subjectOf(row: Pick<DifferenceRow, 'type' | 'psp_id' | 'idempote
   if (row.result === 'duplicate') return `duplicate:${settlement_date}:${row.line_no}`;
   if ((PAY_IN_TYPES as readonly string[]).includes(row.type)) return `payment:${row.idempotency_key}`;
   if (row.type === 'refund') return `refund:${row.psp_id}`;
+  if (row.type === 'payout') return `payout:${row.psp_id}`;
   return `${row.type}:${row.psp_id}:${row.idempotency_key}`;
 }
 

@@ -48,7 +48,13 @@ insert into settlement_line (settlement_date, line_no, psp_id, idempotency_key, 
 select ?::date, l.line_no, l.psp_id, l.idempotency_key, l.order_reference, l.type,
   l.amount_minor, l.currency, l.fee_minor, l.amount_minor - l.fee_minor, l.created_at, l.settled_at,
   case
-    when l.type not in ('charge', 'capture', 'refund') then 'unclassified'
+    when l.type not in ('charge', 'capture', 'refund', 'payout') then 'unclassified'
+    -- A payout line is ours when the PSP's payout id or our key (the payout id) names a payout here.
+    when l.type = 'payout' and p.id is null then 'missing_internally'
+    when l.type = 'payout' and p.currency <> l.currency then 'currency_mismatch'
+    when l.type = 'payout' and p.amount_minor <> -l.amount_minor then 'amount_mismatch'
+    when l.type = 'payout' and p.status <> 'paid' then 'missing_internally'
+    when l.type = 'payout' then 'matched'
     -- A refund line is ours when the PSP's refund id or our key (the refund id) names a refund here.
     when l.type = 'refund' and r.id is null then 'missing_internally'
     when l.type = 'refund' and r.currency <> l.currency then 'currency_mismatch'
@@ -67,9 +73,10 @@ select ?::date, l.line_no, l.psp_id, l.idempotency_key, l.order_reference, l.typ
   coalesce(o.id, r.order_id)
 from unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
   as l(line_no, psp_id, idempotency_key, order_reference, type, amount_minor, currency, fee_minor, created_at, settled_at)
-left join payment_order o on o.id = l.idempotency_key and l.type <> 'refund'
+left join payment_order o on o.id = l.idempotency_key and l.type not in ('refund', 'payout')
 -- Our refund: by the PSP's refund id (recorded when it succeeded), else by our key.
-left join lateral (select * from refund x where l.type = 'refund' and (x.psp_refund_id = l.psp_id or x.id = l.idempotency_key) limit 1) r on true`;
+left join lateral (select * from refund x where l.type = 'refund' and (x.psp_refund_id = l.psp_id or x.id = l.idempotency_key) limit 1) r on true
+left join lateral (select * from payout y where l.type = 'payout' and (y.psp_payout_id = l.psp_id or y.id = l.idempotency_key) limit 1) p on true`;
 
 async function insertLines(trx: Knex.Transaction, date: string, day_start: string, lines: SettlementLine[]): Promise<void> {
   if (lines.length === 0) return;

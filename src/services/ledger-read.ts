@@ -30,11 +30,13 @@ export async function listBalances(db: Knex, q: BalanceQuery) {
   return {
     object: 'list' as const,
     // Seller-payable is credit-normal: what we owe the seller is minus its debit-positive sum.
+    // Below zero (refunded after a payout) the seller owes us: shown as negative_balance, recovered from later sales.
     data: page.map((r) => ({
       seller_id: r.seller_id,
       currency: r.currency,
       available: formatAmount(-BigInt(r.posted_minor), r.currency),
       pending: formatAmount(-BigInt(r.pending_minor), r.currency),
+      negative_balance: formatAmount(BigInt(r.posted_minor) > 0n ? BigInt(r.posted_minor) : 0n, r.currency),
     })),
     has_more: rows.length > q.limit,
     next_cursor: rows.length > q.limit ? (page[page.length - 1]?.id ?? null) : null,

@@ -6,7 +6,8 @@ import { runPeriodically, type Periodic } from './periodic';
 import { SA } from '../workflows/search-attributes';
 import type { PaymentMethodAttached } from '../activities/types';
 import type { PaymentInput, PaymentWorkflow } from '../workflows/payment';
-import type { RefundInput, RefundWorkflow } from '../workflows/refund';
+import type { RefundInput } from '../workflows/refund';
+import type { PayoutInput } from '../workflows/payout';
 
 export interface StarterDeps {
   db: Knex;
@@ -100,34 +101,44 @@ export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: str
   }
 }
 
-/** Starts a refund's workflow (idempotent by its id) and marks it started. */
-export async function startRefundWorkflow(deps: StarterDeps, refund: { id: string; workflow_id: string }, conn: Knex = deps.db): Promise<void> {
-  const input: RefundInput = { refund_id: refund.id };
+/**
+ * Workflows started for one row after its transaction commits (a refund, an on-demand payout):
+ * the row's `workflow_started_at` is the start marker, as for payments, and the relay starts any
+ * a crash or a Temporal outage left unstarted.
+ */
+const ROW_WORKFLOWS = {
+  refund: { type: 'RefundWorkflow', input: (id: string): RefundInput => ({ refund_id: id }) },
+  payout: { type: 'PayoutWorkflow', input: (id: string, t: WaitTimings): PayoutInput => ({ payout_id: id, poll: { initial_ms: t.poll_initial_ms, max_ms: t.poll_max_ms } }) },
+} as const;
+export type RowWorkflowKind = keyof typeof ROW_WORKFLOWS;
+
+async function startRowWorkflow(deps: StarterDeps, kind: RowWorkflowKind, row: { id: string; workflow_id: string }, conn: Knex = deps.db): Promise<void> {
+  const { type, input } = ROW_WORKFLOWS[kind];
   try {
     await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
-      deps.temporal.workflow.start<typeof RefundWorkflow>('RefundWorkflow', { workflowId: refund.workflow_id, taskQueue: deps.task_queue, args: [input], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE }),
+      deps.temporal.workflow.start(type, { workflowId: row.workflow_id, taskQueue: deps.task_queue, args: [input(row.id, deps.timings)], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE }),
     );
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  await conn('refund').where({ id: refund.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
-  deps.log.info({ refund_id: refund.id, workflow_id: refund.workflow_id }, 'refund workflow started');
+  await conn(kind).where({ id: row.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
+  deps.log.info({ [`${kind}_id`]: row.id, workflow_id: row.workflow_id }, `${kind} workflow started`);
 }
 
 /** Starts now if it can; a failure is logged and left to the relay, never failing the API call. */
-export async function tryStartRefundWorkflow(deps: StarterDeps, refund_id: string): Promise<void> {
-  const refund = (await deps.db('refund').where({ id: refund_id }).whereNull('workflow_started_at').first('id', 'workflow_id')) as { id: string; workflow_id: string } | undefined;
-  if (refund === undefined) return;
+export async function tryStartRowWorkflow(deps: StarterDeps, kind: RowWorkflowKind, id: string): Promise<void> {
+  const row = (await deps.db(kind).where({ id }).whereNull('workflow_started_at').first('id', 'workflow_id')) as { id: string; workflow_id: string } | undefined;
+  if (row === undefined) return;
   try {
-    await startRefundWorkflow(deps, refund);
+    await startRowWorkflow(deps, kind, row);
   } catch (err) {
-    deps.log.warn({ err, refund_id }, 'refund workflow start failed; the relay will retry');
+    deps.log.warn({ err, kind, id }, 'workflow start failed; the relay will retry');
   }
 }
 
-async function relayRefundsOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
+async function relayRowsOnce(deps: StarterDeps, kind: RowWorkflowKind, grace_ms: number): Promise<number> {
   return await deps.db.transaction(async (trx) => {
-    const due = (await trx('refund')
+    const due = (await trx(kind)
       .select('id', 'workflow_id')
       .whereNull('workflow_started_at')
       .where('created_at', '<', trx.raw(`now() - (? * interval '1 millisecond')`, [grace_ms]))
@@ -135,7 +146,7 @@ async function relayRefundsOnce(deps: StarterDeps, grace_ms: number): Promise<nu
       .limit(LIMITS.relay_batch_max)
       .forUpdate()
       .skipLocked()) as { id: string; workflow_id: string }[];
-    for (const refund of due) await startRefundWorkflow(deps, refund, trx);
+    for (const row of due) await startRowWorkflow(deps, kind, row, trx);
     return due.length;
   });
 }
@@ -146,7 +157,7 @@ async function relayRefundsOnce(deps: StarterDeps, grace_ms: number): Promise<nu
  * SKIP LOCKED so several API processes can run it at once.
  */
 export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
-  return (await relayPaymentsOnce(deps, grace_ms)) + (await relayRefundsOnce(deps, grace_ms));
+  return (await relayPaymentsOnce(deps, grace_ms)) + (await relayRowsOnce(deps, 'refund', grace_ms)) + (await relayRowsOnce(deps, 'payout', grace_ms));
 }
 
 async function relayPaymentsOnce(deps: StarterDeps, grace_ms: number): Promise<number> {

@@ -11,7 +11,8 @@ import { createRulesRiskProvider, parseRiskRules } from '../domain/risk';
 import { createActivities } from '../activities';
 import { activityMetrics, createMetricsRegistry, errorClassOf, FailureMemory, UNSEEN_ERROR_CLASS } from '../metrics';
 import { installSdkLogging } from './sdk-logging';
-import { ensureReconSchedule } from './schedules';
+import { ensurePayoutSchedule, ensureReconSchedule } from './schedules';
+import { parseCurrencyAmounts } from '../domain/money';
 import { LedgerPoster } from '../ledger/poster';
 import { expireHolds } from '../ledger/holds';
 
@@ -91,12 +92,14 @@ async function main(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(bundle_path ? { workflowBundle: { codePath: bundle_path } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS }),
+    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS, payout_minimums: parseCurrencyAmounts(env.PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS') }),
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
-  await withClient(env.TEMPORAL_ADDRESS, (client) =>
-    ensureReconSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.RECON_SCHEDULE_CRON, fix_wait_ms: env.RECON_FIX_WAIT_MS }, log),
-  );
+  await withClient(env.TEMPORAL_ADDRESS, async (client) => {
+    await ensureReconSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.RECON_SCHEDULE_CRON, fix_wait_ms: env.RECON_FIX_WAIT_MS }, log);
+    const poll = { initial_ms: env.PSP_POLL_INITIAL_MS, max_ms: env.PSP_POLL_MAX_MS };
+    await ensurePayoutSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.PAYOUT_SCHEDULE_CRON, poll }, log);
+  });
   const metrics_server = serveMetrics(registry, env.WORKER_METRICS_PORT, log);
   const hold_sweep = runPeriodically('hold_expiry_sweep', env.HOLD_SWEEP_INTERVAL_MS, log, () => expireHolds(db, HOLD_SWEEP_BATCH));
   log.info({ task_queue: env.TEMPORAL_TASK_QUEUE, address: env.TEMPORAL_ADDRESS }, 'worker running');

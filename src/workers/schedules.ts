@@ -1,6 +1,7 @@
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptionsAction } from '@temporalio/client';
 import type { Logger } from '../logger';
 import type { NightlyReconciliationInput } from '../workflows/reconciliation';
+import type { PayoutPoll, PayoutRunInput } from '../workflows/payout';
 
 export interface ReconScheduleOptions {
   task_queue: string;
@@ -18,28 +19,41 @@ function action(opts: ReconScheduleOptions): ScheduleOptionsAction {
 }
 
 /**
- * Creates the nightly reconciliation schedule at start-up, or brings an existing one up to date
- * (every worker does this; the first creates, the rest update to the same thing). A run still
- * going at the next nominal time is not doubled (overlap SKIP); a schedule that missed its time
- * while the server was down catches up within a day.
+ * Creates a schedule at start-up, or brings an existing one up to date (every worker does this;
+ * the first creates, the rest update to the same thing). A run still going at the next nominal
+ * time is not doubled (overlap SKIP); a schedule that missed its time while the server was down
+ * catches up within a day. 'off' deletes it.
  */
-export async function ensureReconSchedule(client: Client, opts: ReconScheduleOptions, log: Logger): Promise<void> {
-  const schedule_id = reconScheduleId(opts.task_queue);
+async function ensureSchedule(client: Client, schedule_id: string, cron: string, schedule_action: ScheduleOptionsAction, log: Logger): Promise<void> {
   const handle = client.schedule.getHandle(schedule_id);
-  if (opts.cron === 'off') {
+  if (cron === 'off') {
     await handle.delete().catch((err: unknown) => {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
     });
-    log.info({ schedule_id }, 'nightly reconciliation schedule off');
+    log.info({ schedule_id }, 'schedule off');
     return;
   }
-  const spec = { cronExpressions: [opts.cron] };
+  const spec = { cronExpressions: [cron] };
   const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' as const };
   try {
-    await client.schedule.create({ scheduleId: schedule_id, spec, action: action(opts), policies });
+    await client.schedule.create({ scheduleId: schedule_id, spec, action: schedule_action, policies });
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await handle.update((previous) => ({ ...previous, spec, action: action(opts), policies: { ...previous.policies, ...policies } }));
+    await handle.update((previous) => ({ ...previous, spec, action: schedule_action, policies: { ...previous.policies, ...policies } }));
   }
-  log.info({ schedule_id, cron: opts.cron }, 'nightly reconciliation schedule in place');
+  log.info({ schedule_id, cron }, 'schedule in place');
+}
+
+/** The nightly reconciliation (docs/RECONCILIATION.md). */
+export async function ensureReconSchedule(client: Client, opts: ReconScheduleOptions, log: Logger): Promise<void> {
+  await ensureSchedule(client, reconScheduleId(opts.task_queue), opts.cron, action(opts), log);
+}
+
+export const payoutScheduleId = (task_queue: string): string => `payouts-daily-${task_queue}`;
+
+/** The daily pay-out run: each payable seller and currency paid once per nominal day. */
+export async function ensurePayoutSchedule(client: Client, opts: { task_queue: string; cron: string; poll: PayoutPoll }, log: Logger): Promise<void> {
+  const input: PayoutRunInput = { poll: opts.poll };
+  const run: ScheduleOptionsAction = { type: 'startWorkflow', workflowType: 'PayoutRunWorkflow', taskQueue: opts.task_queue, workflowId: `payout-run-${opts.task_queue}`, args: [input] };
+  await ensureSchedule(client, payoutScheduleId(opts.task_queue), opts.cron, run, log);
 }

@@ -3,3 +3,4 @@ export { PaymentWorkflow } from './payment';
 export { PaymentOrderWorkflow } from './payment-order';
 export { NightlyReconciliationWorkflow, ReconciliationWorkflow } from './reconciliation';
 export { RefundWorkflow } from './refund';
+export { PayoutRunWorkflow, PayoutWorkflow } from './payout';

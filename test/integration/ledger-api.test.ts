@@ -32,8 +32,8 @@ describe('multi-currency pay-in', () => {
     // 3 %: JPY 30 → seller 970; KWD 1.234 → 0.03702 → 0.037 → seller 1.197.
     expect(list.data).toEqual(
       expect.arrayContaining([
-        { seller_id: 'jp_shop', currency: 'JPY', available: '970', pending: '0' },
-        { seller_id: 'kw_shop', currency: 'KWD', available: '1.197', pending: '0.000' },
+        { seller_id: 'jp_shop', currency: 'JPY', available: '970', pending: '0', negative_balance: '0' },
+        { seller_id: 'kw_shop', currency: 'KWD', available: '1.197', pending: '0.000', negative_balance: '0.000' },
       ]),
     );
   });
@@ -53,8 +53,8 @@ describe('merchant fee rules', () => {
     // USD: 2.5 % of 10.00 = 0.25 + 0.10 = 0.35 → 9.65. EUR falls back to the merchant default 1 % → 9.90.
     expect(list.data).toEqual(
       expect.arrayContaining([
-        { seller_id: 'fee_shop', currency: 'USD', available: '9.65', pending: '0.00' },
-        { seller_id: 'fee_shop', currency: 'EUR', available: '9.90', pending: '0.00' },
+        { seller_id: 'fee_shop', currency: 'USD', available: '9.65', pending: '0.00', negative_balance: '0.00' },
+        { seller_id: 'fee_shop', currency: 'EUR', available: '9.90', pending: '0.00', negative_balance: '0.00' },
       ]),
     );
   });

@@ -55,7 +55,7 @@ describe('refunds', () => {
     // The seller gives back 9.70, we give back our 0.30 commission, the PSP takes 10.00 back (and keeps its fee).
     expect(await entriesOf(`refund:${first.body.id}`)).toEqual({ seller_payable: '970', platform_revenue: '30', psp_receivable: '-1000' });
     const balances = (await call(`${api.url}/v1/balances?seller_id=${a.seller_id}`, { key })).body.data;
-    expect(balances).toEqual([{ seller_id: a.seller_id, currency: 'USD', available: '0.00', pending: '0.00' }]);
+    expect(balances).toEqual([{ seller_id: a.seller_id, currency: 'USD', available: '0.00', pending: '0.00', negative_balance: '0.00' }]);
 
     const second = await refund(payment.id, { order_id: b.id, amount: '5.00' });
     expect(await decided(second.body.id)).toMatchObject({ status: 'succeeded' });
