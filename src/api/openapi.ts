@@ -114,6 +114,41 @@ export function openApiDocument() {
           responses: { '200': { description: 'The refund', content: { 'application/json': { schema: { $ref: '#/components/schemas/Refund' } } } }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) },
         },
       },
+      '/v1/sellers/{seller_id}/bank_account': {
+        put: {
+          summary: 'Register (or replace) a seller\'s payout bank account',
+          description: 'The account number goes to the PSP, which tokenizes it; we keep the token and the last four digits only.',
+          parameters: [{ name: 'seller_id', in: 'path', required: true, schema: { type: 'string', maxLength: 255 } }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['account_number'], properties: { account_number: { type: 'string', pattern: '^[0-9]{4,17}$' } }, additionalProperties: false } } } },
+          responses: { '200': { description: '{ object: bank_account, seller_id, last4 }' }, ...errorResponses({ '400': 'Not 4 to 17 digits', '401': 'Unauthenticated', '503': 'The PSP is unavailable' }) },
+        },
+      },
+      '/v1/payouts': {
+        post: {
+          summary: 'Pay a seller their whole available balance in one currency, now',
+          description:
+            'The balance is moved to payout clearing in the same transaction that makes the payout (a balance never goes below zero through a payout); the payout workflow asks the PSP (keyed by the payout id) and books paid or failed. ' +
+            'The daily Schedule (PAYOUT_SCHEDULE_CRON) does the same for every payable seller, once per seller, currency and day.',
+          parameters: [idempotencyKey],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['seller_id', 'currency'], properties: { seller_id: { type: 'string' }, currency: { type: 'string', pattern: '^[A-Z]{3}$' } }, additionalProperties: false } } } },
+          responses: {
+            '201': { description: 'The payout (pending)' },
+            ...errorResponses({ '400': 'payout_nothing_available, payout_below_minimum (PAYOUT_MINIMUMS) or an invalid body; nothing written', '401': 'Unauthenticated', '404': 'No bank account for this seller', '422': 'Idempotency-Key reused with another body' }),
+          },
+        },
+        get: {
+          summary: 'Your payouts, newest first (cursor pagination)',
+          parameters: [
+            { name: 'seller_id', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of payouts' }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/payouts/{id}': {
+        get: { summary: 'One payout: pending, paid or failed', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'The payout' }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) } },
+      },
       '/v1/balances': {
         get: {
           summary: 'What each of your sellers is owed, per currency: available and pending (decimal strings)',
