@@ -185,16 +185,9 @@ export function settlementPosting(s: { reference: string; settlement_date: strin
   });
 }
 
-export interface RefundedOrder {
+/** The order as captured (its amount and commission), and the refunds. */
+export interface RefundedOrder extends Omit<CapturedOrder, 'psp_fee_minor'> {
   refund_id: string;
-  order_id: string;
-  payment_id: string;
-  merchant_id: string;
-  seller_id: string;
-  currency: string;
-  /** The order as captured. */
-  amount_minor: bigint;
-  commission_minor: bigint;
   /** Refunded before this refund (succeeded ones), and this refund. */
   refunded_before_minor: bigint;
   refund_minor: bigint;
