@@ -44,7 +44,9 @@ async function entriesOf(reference: string): Promise<Record<string, string>> {
 describe('refunds', () => {
   it('refund a whole order, then the other: order and payment statuses follow, the books reverse', async () => {
     const payment = await paid(['10.00', '5.00']);
-    const [a, b] = payment.orders;
+    // Orders come back by id within one insert: pick them by amount.
+    const a = payment.orders.find((o: { amount: string }) => o.amount === '10.00');
+    const b = payment.orders.find((o: { amount: string }) => o.amount === '5.00');
     const first = await refund(payment.id, { order_id: a.id, amount: '10.00', reason: 'returned' });
     expect(first).toMatchObject({ status: 201, body: { object: 'refund', payment_id: payment.id, order_id: a.id, amount: '10.00', currency: 'USD', status: 'pending', reason: 'returned' } });
     expect(await decided(first.body.id)).toMatchObject({ status: 'succeeded', failure_code: null });
