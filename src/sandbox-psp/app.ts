@@ -23,6 +23,7 @@ import { createSettlementAdminRouter, getSettlement, SettlementKnobState } from 
 import { createThreeDSecurePages } from './three-d-secure';
 import { enqueueEvent, type EventDeps } from './webhooks';
 import { mountMoneyOut, moneyOutAdminRouter } from './money-out';
+import { disputeAdminRouter, mountDisputes } from './disputes';
 import {
   applyChargeAction,
   CHARGE_ACTION_RULES,
@@ -645,6 +646,7 @@ export function createSandboxApp(deps: Deps): express.Express {
     createFaultAdminRouter(deps),
     createSettlementAdminRouter(settlements),
     moneyOutAdminRouter(deps),
+    disputeAdminRouter(deps),
   );
   // Buyer-facing pages: no API key (the buyer's browser has none), form-encoded bodies.
   app.use('/checkout', express.urlencoded({ extended: false, limit: SANDBOX_LIMITS.body_bytes_max }));
@@ -661,6 +663,7 @@ export function createSandboxApp(deps: Deps): express.Express {
   }
   app.get('/v1/charges', listChargesBy(deps));
   mountMoneyOut(app, deps, faults);
+  mountDisputes(app, deps);
   app.get('/v1/charges/:id', getChargeById(deps));
   app.post('/v1/checkout_sessions', postCheckoutSession(deps));
   app.get('/v1/checkout_sessions/:id', getCheckoutSession(deps));

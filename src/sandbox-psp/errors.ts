@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   charge_not_voidable: { type: 'invalid_request_error', status: 409 },
   charge_not_refundable: { type: 'invalid_request_error', status: 409 },
   refund_exceeds_charge: { type: 'invalid_request_error', status: 409 },
+  dispute_closed: { type: 'invalid_request_error', status: 409 },
+  dispute_evidence_closed: { type: 'invalid_request_error', status: 409 },
   // Fault knobs (faults.ts): refused before anything was done, so a retry is always safe.
   rate_limited: { type: 'rate_limit_error', status: 429 },
   psp_unavailable: { type: 'api_error', status: 503 },

@@ -43,8 +43,8 @@ export const SETTLEMENT_HEADER =
 
 const MS_PER_DAY = 86_400_000;
 /** The events that move money, each a line: charges, captures, refunds (whole or partial), payouts. */
-const MOVEMENT_EVENT_TYPES = ['charge.succeeded', 'charge.refunded', 'refund.succeeded', 'payout.paid'] as const;
-type LineType = 'charge' | 'capture' | 'refund' | 'payout';
+const MOVEMENT_EVENT_TYPES = ['charge.succeeded', 'charge.refunded', 'refund.succeeded', 'payout.paid', 'charge.dispute.created', 'charge.dispute.closed'] as const;
+type LineType = 'charge' | 'capture' | 'refund' | 'payout' | 'dispute' | 'dispute_reversal';
 
 export interface SettlementKnobs {
   extra_line: boolean;
@@ -108,9 +108,13 @@ interface MovementRow {
   created_at: Date;
 }
 
-/** Money in (charge, capture) is positive and carries the fee; money out (refund, payout) is negative, fee 0. */
+/**
+ * Money in (charge, capture) is positive and carries the fee; a dispute's reversal (won) is
+ * positive, fee 0; money out (refund, payout, dispute) is negative, fee 0.
+ */
 function toLine(row: MovementRow): SettlementLine {
-  const money_in = row.line_type === 'charge' || row.line_type === 'capture';
+  const with_fee = row.line_type === 'charge' || row.line_type === 'capture';
+  const money_in = with_fee || row.line_type === 'dispute_reversal';
   const amount_minor = BigInt(row.amount_minor);
   return {
     psp_id: row.psp_id,
@@ -119,7 +123,7 @@ function toLine(row: MovementRow): SettlementLine {
     type: row.line_type,
     amount_minor: money_in ? amount_minor : -amount_minor,
     currency: row.currency.trim(),
-    fee_minor: money_in ? BigInt(row.fee_minor) : 0n,
+    fee_minor: with_fee ? BigInt(row.fee_minor) : 0n,
     created_at: row.created_at,
     settled_at: row.settled_at,
   };
@@ -192,7 +196,16 @@ const MOVEMENTS_SQL = `
   select e.id, e.created_at, e.created_at::text, 'payout', p.id, coalesce(p.idempotency_key, p.id), p.reference,
          p.amount_minor, p.currency, 0, p.created_at
     from sandbox_event e join sandbox_payout p on p.id = e.object_id
-   where e.type = 'payout.paid'`;
+   where e.type = 'payout.paid'
+  union all
+  -- A dispute takes the money when it opens and gives it back when won (the closing event of a
+  -- won dispute); its key is the dispute id, its reference the charge's order reference.
+  select e.id, e.created_at, e.created_at::text,
+         case when e.type = 'charge.dispute.created' then 'dispute' else 'dispute_reversal' end,
+         d.id, d.id, c.order_reference, d.amount_minor, d.currency, 0, d.created_at
+    from sandbox_event e join sandbox_dispute d on d.id = e.object_id join sandbox_charge c on c.id = d.charge_id
+   where e.type = 'charge.dispute.created'
+      or (e.type = 'charge.dispute.closed' and (e.payload::jsonb #>> '{data,object,status}') = 'won')`;
 
 /** Pages of movements in [start, end), oldest first, at most batch_max per query. */
 async function* movementPages(

@@ -184,3 +184,48 @@ describe('settlement file', () => {
     expect(BigInt(summary[2] ?? 'x')).toBe(data.reduce((sum, l) => sum + BigInt(l[4] ?? '0'), 0n));
   });
 });
+
+describe('disputes', () => {
+  const open = (body: Json) => post('/_sandbox/disputes', body, null);
+
+  it('open on a succeeded charge, take evidence before the deadline, and close won or lost, each with its event', async () => {
+    const c = await charge('1500');
+    const opened = await open({ charge: c['id'], reason: 'product_not_received' });
+    expect(opened).toMatchObject({ status: 201, body: { object: 'dispute', charge: c['id'], amount: '1500', currency: 'USD', status: 'needs_response', evidence_submitted: false, reason: 'product_not_received' } });
+    expect(Number(opened.body['evidence_due_by']) - Date.now() / 1000).toBeGreaterThan(6 * 86_400);
+    const id = String(opened.body['id']);
+    expect(await post(`/v1/disputes/${id}/evidence`, { text: 'tracking 1Z999, signed for' }, null)).toMatchObject({ status: 200, body: { status: 'under_review', evidence_submitted: true } });
+    expect(await post(`/_sandbox/disputes/${id}/close`, { outcome: 'won' }, null)).toMatchObject({ status: 200, body: { status: 'won', version: 3 } });
+    expect(await post(`/_sandbox/disputes/${id}/close`, { outcome: 'lost' }, null)).toMatchObject({ status: 409, body: { error: { code: 'dispute_closed' } } });
+    expect(await post(`/v1/disputes/${id}/evidence`, { text: 'late' }, null)).toMatchObject({ status: 409, body: { error: { code: 'dispute_closed' } } });
+    const events = await db('sandbox_event').where({ object_id: id }).orderBy('created_at').pluck('type');
+    expect(events).toEqual(['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed']);
+    expect((await get(`/v1/disputes/${id}`)).body).toMatchObject({ status: 'won' });
+  });
+
+  it('refuse evidence after the deadline, a second dispute on a charge, and a charge that did not succeed', async () => {
+    const c = await charge('700');
+    const opened = await open({ charge: c['id'], evidence_due_in_s: 0 });
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await post(`/v1/disputes/${opened.body['id']}/evidence`, { text: 'too late' }, null)).toMatchObject({ status: 409, body: { error: { code: 'dispute_evidence_closed' } } });
+    expect(await open({ charge: c['id'] })).toMatchObject({ status: 400, body: { error: { param: 'charge' } } });
+    const declined = await post('/v1/charges', { amount: '500', currency: 'USD', payment_method: 'tok_decline', order_reference: uid('ord') });
+    expect(await open({ charge: ((declined.body['error'] as Json)['charge'] as Json)['id'] })).toMatchObject({ status: 409 });
+    expect(await open({ charge: 'ch_nope' })).toMatchObject({ status: 404 });
+  });
+
+  it('settle as a negative dispute line when opened and a positive reversal when won; nothing back when lost', async () => {
+    const won = await charge('1200');
+    const lost = await charge('800');
+    const d_won = await open({ charge: won['id'] });
+    const d_lost = await open({ charge: lost['id'] });
+    await post(`/_sandbox/disputes/${d_won.body['id']}/close`, { outcome: 'won' }, null);
+    await post(`/_sandbox/disputes/${d_lost.body['id']}/close`, { outcome: 'lost' }, null);
+    expect((await post('/_sandbox/settlements', { allow_open_day: true }, null)).status).toBe(200);
+    const text = await (await fetch(`${sandbox.base_url}/v1/settlements/${new Date().toISOString().slice(0, 10)}`, { headers: { Authorization: `Bearer ${API_KEY}` } })).text();
+    const lines = text.trim().split('\n').map((l) => l.split(','));
+    const of = (id: unknown) => lines.filter((l) => l[0] === id).map((l) => [l[3], l[4], l[6]]);
+    expect(of(d_won.body['id'])).toEqual([['dispute', '-1200', '0'], ['dispute_reversal', '1200', '0']]);
+    expect(of(d_lost.body['id'])).toEqual([['dispute', '-800', '0']]);
+  });
+});
