@@ -103,6 +103,34 @@ describe('the daily payout run', () => {
   });
 });
 
+describe('a payout run when the worker crashes', () => {
+  it('still pays each seller once: the worker is killed right after the run starts, and the day is run again', async () => {
+    const D = `seller_d_${randomUUID()}`;
+    const E = `seller_e_${randomUUID()}`;
+    await sale([{ seller_id: D, amount: '7.00' }, { seller_id: E, amount: '3.00' }]);
+    for (const seller of [D, E]) await bankAccount(seller);
+    const schedule = stack.api.temporal.schedule.getHandle(`payouts-daily-${stack.api.task_queue}`);
+    const before = (await schedule.describe()).info.recentActions.length;
+    await schedule.trigger();
+    await stack.crashWorker();
+    const [d] = await paidPayoutsOf(D, 1);
+    const [e] = await paidPayoutsOf(E, 1);
+    expect([d.amount_minor, e.amount_minor]).toEqual(['679', '291']);
+    // The day again once the first run is over (while it runs, the schedule's overlap policy skips).
+    await stack.api.temporal.workflow.getHandle((await schedule.describe()).info.recentActions.at(-1)!.action.workflow.workflowId).result();
+    await schedule.trigger();
+    const runs = await until('both triggered runs', async () => {
+      const recent = (await schedule.describe()).info.recentActions;
+      return recent.length >= before + 2 ? recent.slice(before) : null;
+    });
+    for (const r of runs) await stack.api.temporal.workflow.getHandle(r.action.workflow.workflowId).result();
+    expect(await stack.api.db('payout').whereIn('seller_id', [D, E])).toHaveLength(2);
+    expect(await pspPayoutsOf(D)).toBe(1);
+    expect(await pspPayoutsOf(E)).toBe(1);
+    expect(await balanceOf(D)).toMatchObject({ available: '0.00' });
+  }, 120_000);
+});
+
 describe('reconciliation of a day with sales, a refund and payouts', () => {
   it('matches every line (charges, refund, payouts) and psp_receivable nets to zero', async () => {
     const today = new Date().toISOString().slice(0, 10);
@@ -110,8 +138,8 @@ describe('reconciliation of a day with sales, a refund and payouts', () => {
     const run = await stack.api.temporal.workflow.execute('ReconciliationWorkflow', { taskQueue: stack.api.task_queue, workflowId: `recon-${stack.api.task_queue}-${today}`, args: [{ settlement_date: today, fix_wait_ms: 0 }] });
     const types = await stack.api.db('settlement_line').where({ settlement_date: today }).groupBy('type', 'result').select('type', 'result').count('* as n');
     expect(types.map((t) => [t.type, t.result, Number(t.n)]).sort()).toEqual([
-      ['charge', 'matched', 3],
-      ['payout', 'matched', 3],
+      ['charge', 'matched', 5],
+      ['payout', 'matched', 5],
       ['refund', 'matched', 1],
     ]);
     expect((run as { totals: { differences: unknown } }).totals.differences).toEqual({});

@@ -25,6 +25,8 @@ export interface AsyncStack {
   /** Stops the sandbox PSP process (the PSP is down) and starts it again on the same port and database. */
   stopPsp(): Promise<void>;
   startPsp(): Promise<void>;
+  /** SIGKILLs the worker (a crash: nothing finishes cleanly), then starts a new one on the same task queue. */
+  crashWorker(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ interface Spawned {
   psp_url: string;
   api_url: string;
   sandbox_env: Record<string, string>;
+  worker_env: Record<string, string>;
 }
 
 const START_ATTEMPTS = 3;
@@ -65,10 +68,11 @@ async function spawnOnce(id: string, attempt: number, where: { task_queue: strin
     ...opts.sandbox_env,
   };
   const suffix = attempt === 1 ? id : `${id}-try${attempt}`;
+  const worker_env = { ...shared, ...opts.worker_env };
   const services: Service[] = [
     spawnTs(`sandbox-${suffix}`, 'src/sandbox-psp/main.ts', sandbox_env),
     spawnTs(`api-${suffix}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
-    spawnTs(`worker-${suffix}`, 'src/workers/main.ts', { ...shared, ...opts.worker_env }),
+    spawnTs(`worker-${suffix}`, 'src/workers/main.ts', worker_env),
   ];
   const [sandbox, api] = services as [Service, Service, Service];
   try {
@@ -82,7 +86,7 @@ async function spawnOnce(id: string, attempt: number, where: { task_queue: strin
     for (const s of [...services].reverse()) await s.stop();
     throw err;
   }
-  return { services, psp_url, api_url, sandbox_env };
+  return { services, psp_url, api_url, sandbox_env, worker_env };
 }
 
 async function spawnWithRetry(id: string, where: { task_queue: string; database_url: string; sandbox_database_url: string }, opts: AsyncStackOptions): Promise<Spawned> {
@@ -113,7 +117,7 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
     await db.destroy();
     throw err;
   }
-  const { services, psp_url, api_url, sandbox_env } = spawned;
+  const { services, psp_url, api_url, sandbox_env, worker_env } = spawned;
   const stopAll = async (): Promise<void> => {
     for (const s of [...services].reverse()) await s.stop();
     await connection.close();
@@ -139,6 +143,11 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
     async startPsp() {
       services[0] = spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', sandbox_env);
       await waitForHttp(`${psp_url}/healthz`);
+    },
+    async crashWorker() {
+      await services[2]?.stop('SIGKILL');
+      services[2] = spawnTs(`worker-${id}`, 'src/workers/main.ts', worker_env);
+      await waitForPoller(String(process.env.TEMPORAL_ADDRESS), task_queue);
     },
     async close() {
       const report = await verifyLedger(db);
