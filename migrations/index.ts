@@ -9,6 +9,7 @@ import * as m007 from './007_all_or_nothing';
 import * as m008 from './008_reconciliation';
 import * as m009 from './009_refunds';
 import * as m010 from './010_payouts';
+import * as m011 from './011_disputes';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -25,6 +26,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['008_reconciliation', m008],
   ['009_refunds', m009],
   ['010_payouts', m010],
+  ['011_disputes', m011],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -8,6 +8,7 @@ import { createPaymentActivities } from './payment';
 import { createReconActivities } from './recon';
 import { createRefundActivities } from './refund';
 import { createPayoutActivities } from './payout';
+import { createDisputeActivities } from './dispute';
 
 export interface ActivityDeps {
   db: Knex;
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReconActivities(deps),
     ...createRefundActivities(deps),
     ...createPayoutActivities(deps),
+    ...createDisputeActivities(deps),
   };
 }
 
@@ -36,4 +38,5 @@ export type Activities = ReturnType<typeof createActivities>;
 export type { ReconFailure, ReconRunRef } from './recon';
 export type { RefundOutcome } from './refund';
 export type { PayoutOutcome } from './payout';
+export type { DisputeUpdate, PspDispute } from './types';
 export type { ChargeOutcome, OperatorCommand, PaymentMethodAttached, PaymentSummary, PspChargeUpdate, RiskOutcome } from './types';

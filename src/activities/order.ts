@@ -55,8 +55,8 @@ type OutcomeRow = Pick<OrderRow, 'id' | 'status' | 'psp_reference' | 'failure_co
 
 function outcomeOf(row: OutcomeRow): ChargeOutcome {
   assert(row.status !== 'not_started' && row.status !== 'executing' && row.status !== 'needs_attention', `order ${row.id} has a charge outcome`);
-  // Refunded since: the charge itself succeeded.
-  const status = row.status === 'partially_refunded' || row.status === 'refunded' ? 'succeeded' : row.status;
+  // Refunded or disputed since: the charge itself succeeded.
+  const status = row.status === 'partially_refunded' || row.status === 'refunded' || row.status === 'disputed' ? 'succeeded' : row.status;
   return { order_id: row.id, status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message, psp_version: row.psp_version };
 }
 

@@ -1,6 +1,6 @@
 // Plain JSON shapes that cross the workflow boundary. Amounts are strings, never number/bigint.
 import type { OrderStatus, PaymentStatus } from '../domain/status';
-import type { PspCharge } from '../psp/client';
+import type { PspCharge, PspDispute } from '../psp/client';
 
 export interface ChargeOutcome {
   order_id: string;
@@ -38,3 +38,10 @@ export interface OperatorCommand {
   reason: string;
   requested_by: string;
 }
+
+/** The `disputeUpdate` signal: a verified charge.dispute.* webhook, routed to the dispute's workflow. */
+export interface DisputeUpdate {
+  event_id: string;
+  dispute: PspDispute;
+}
+export type { PspDispute };

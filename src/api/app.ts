@@ -12,6 +12,7 @@ import { httpMetrics, paymentStatusGauge } from './metrics';
 import { openApiDocument } from './openapi';
 import { paymentsRouter, refundsRouter } from './payments';
 import { payoutsRouter, sellersRouter } from './payouts';
+import { disputesRouter } from './disputes';
 import { parseCurrencyAmounts } from '../domain/money';
 import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
@@ -72,6 +73,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
   v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp }));
   v1.use('/refunds', refundsRouter({ db: deps.db }));
+  v1.use('/disputes', disputesRouter({ db: deps.db, psp: deps.psp }));
   v1.use('/sellers', sellersRouter({ db: deps.db, psp: deps.psp, log: deps.log }));
   const payout_minimums = deps.payout_minimums ?? parseCurrencyAmounts(loadEnv({}).PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS');
   v1.use('/payouts', payoutsRouter({ db: deps.db, log: deps.log, psp: deps.psp, starter, payout_minimums }));

@@ -149,6 +149,28 @@ export function openApiDocument() {
       '/v1/payouts/{id}': {
         get: { summary: 'One payout: pending, paid or failed', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'The payout' }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) } },
       },
+      '/v1/disputes': {
+        get: {
+          summary: 'Your disputes (chargebacks), newest first (cursor pagination)',
+          description: 'A dispute opens from the PSP\'s charge.dispute.created webhook: the disputed amount is held (the seller\'s share in dispute_hold), the order and payment show `disputed`. Won: released, the order goes back. Lost: the held share pays for it, the order ends `refunded`.',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'starting_after', in: 'query', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'A page of disputes' }, ...errorResponses({ '400': 'Invalid query', '401': 'Unauthenticated' }) },
+        },
+      },
+      '/v1/disputes/{id}': {
+        get: { summary: 'One dispute: needs_response, under_review, won or lost, with its evidence deadline', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'The dispute' }, ...errorResponses({ '401': 'Unauthenticated', '404': 'Not found (or not yours)' }) } },
+      },
+      '/v1/disputes/{id}/evidence': {
+        post: {
+          summary: 'Answer a dispute with evidence text (forwarded to the PSP) before its deadline',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string', maxLength: 20000 } }, additionalProperties: false } } } },
+          responses: { '200': { description: 'The dispute, under_review' }, ...errorResponses({ '400': 'Invalid body', '401': 'Unauthenticated', '404': 'No such dispute', '409': 'dispute_evidence_closed (deadline passed) or dispute_closed (decided)', '503': 'The PSP did not take it; retry' }) },
+        },
+      },
       '/v1/balances': {
         get: {
           summary: 'What each of your sellers is owed, per currency: available and pending (decimal strings)',

@@ -176,6 +176,8 @@ export const RefundResource = z.object({
 });
 export type RefundResource = z.infer<typeof RefundResource>;
 
-export const ListRefundsQuery = z.strictObject({ limit: Limit, starting_after: Cursor });
+/** A page of a merchant's own objects, newest first. */
+export const PageQuery = z.strictObject({ limit: Limit, starting_after: Cursor });
+export const ListRefundsQuery = PageQuery;
 
 export const ListPayoutsQuery = z.strictObject({ seller_id: z.string().min(1).max(255).optional(), limit: Limit, starting_after: Cursor });

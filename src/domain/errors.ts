@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   recon_item_closed: 'conflict',
   order_not_refundable: 'conflict',
   refund_exceeds_refundable: 'conflict',
+  dispute_closed: 'conflict',
+  dispute_evidence_closed: 'conflict',
   resource_missing: 'not_found',
   route_not_found: 'not_found',
   ops_disabled: 'not_found',

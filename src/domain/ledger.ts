@@ -45,6 +45,10 @@ export const ACCOUNTS = {
   platform_revenue: { code: 'platform_revenue', type: 'revenue' },
   psp_fee_expense: { code: 'psp_fee_expense', type: 'expense' },
   seller_payout_clearing: { code: 'seller_payout_clearing', type: 'liability' },
+  /** Money the PSP took back for open disputes: ours again if a dispute is won. */
+  disputes_pending: { code: 'disputes_pending', type: 'asset' },
+  /** Sellers' shares held while their sales are disputed. */
+  dispute_hold: { code: 'dispute_hold', type: 'liability' },
   sellerPayable: (merchant_id: string, seller_id: string): AccountRef => ({
     code: `seller_payable:${merchant_id}:${seller_id}`,
     type: 'liability',
@@ -256,5 +260,38 @@ export function payoutPosting(p: PayoutDraft, step: 'reserve' | 'paid' | 'failed
     payment_id: null,
     order_id: null,
     entries: [posted(debit, p.amount_minor), posted(credit, -p.amount_minor)],
+  });
+}
+
+export interface DisputedOrder extends Omit<CapturedOrder, 'psp_fee_minor'> {
+  dispute_id: string;
+  dispute_minor: bigint;
+}
+
+/**
+ * A dispute in three steps. Opened: the PSP has taken the amount back (psp_receivable →
+ * disputes_pending) and the seller's share of it is held (seller_payable → dispute_hold). Won:
+ * both are undone. Lost: the held share pays for it, with our commission on it (pro rata, as for
+ * a refund); the pending amount is gone.
+ */
+export function disputePosting(d: DisputedOrder, step: 'open' | 'won' | 'lost'): PostingDraft {
+  assert(d.dispute_minor > 0n && d.dispute_minor <= d.amount_minor, 'a dispute is for a positive amount at most the order');
+  const commission_minor = commissionRefunded(d, d.dispute_minor);
+  const seller_minor = d.dispute_minor - commission_minor;
+  const seller = ACCOUNTS.sellerPayable(d.merchant_id, d.seller_id);
+  const posted = (account: AccountRef, amount_minor: bigint): EntryDraft => ({ account, amount_minor, phase: 'posted' });
+  const entries: Record<typeof step, EntryDraft[]> = {
+    open: [posted(ACCOUNTS.disputes_pending, d.dispute_minor), posted(ACCOUNTS.psp_receivable, -d.dispute_minor), posted(seller, seller_minor), posted(ACCOUNTS.dispute_hold, -seller_minor)],
+    won: [posted(ACCOUNTS.psp_receivable, d.dispute_minor), posted(ACCOUNTS.disputes_pending, -d.dispute_minor), posted(ACCOUNTS.dispute_hold, seller_minor), posted(seller, -seller_minor)],
+    lost: [posted(ACCOUNTS.dispute_hold, seller_minor), posted(ACCOUNTS.platform_revenue, commission_minor), posted(ACCOUNTS.disputes_pending, -d.dispute_minor)],
+  };
+  return posting({
+    reference: `dispute:${d.dispute_id}:${step}`,
+    description: `dispute ${step}`,
+    currency: d.currency,
+    merchant_id: d.merchant_id,
+    payment_id: d.payment_id,
+    order_id: d.order_id,
+    entries: entries[step],
   });
 }

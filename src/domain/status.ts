@@ -12,6 +12,7 @@ export const PAYMENT_STATUSES = [
   'canceled',
   'partially_refunded',
   'refunded',
+  'disputed',
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
@@ -27,11 +28,14 @@ export const ORDER_STATUSES = [
   'canceled',
   'partially_refunded',
   'refunded',
+  'disputed',
 ] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
-export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'partially_refunded' | 'refunded'>;
-/** Captured, whatever was refunded since: the money moved through our books. */
-export const CAPTURED_ORDER_STATUSES = ['succeeded', 'partially_refunded', 'refunded'] as const;
+export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'partially_refunded' | 'refunded' | 'disputed'>;
+/** Captured, whatever was refunded or disputed since: the money moved through our books. */
+export const CAPTURED_ORDER_STATUSES = ['succeeded', 'partially_refunded', 'refunded', 'disputed'] as const;
+/** Captured and not in dispute: what a refund may start from. */
+export const REFUNDABLE_ORDER_STATUSES = ['succeeded', 'partially_refunded'] as const;
 /** Waiting on someone else: the buyer (3-D Secure) or the PSP (review). */
 export type WaitingOrderStatus = Extract<OrderStatus, 'requires_action' | 'pending'>;
 
@@ -56,6 +60,7 @@ const RANK: Record<OrderStatus | PaymentStatus, number> = {
   partially_succeeded: 9,
   canceled: 9,
   partially_refunded: 10,
+  disputed: 10,
   refunded: 11,
 };
 export const TERMINAL_RANK = 9;
@@ -75,16 +80,22 @@ export function isPaymentTerminal(status: PaymentStatus): boolean {
 const REFUNDABLE_FROM: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded']);
 const REFUNDED: ReadonlySet<string> = new Set(['partially_refunded', 'refunded']);
 
-/** The same rule as `status_move_allowed()` in migration 009. */
+const DISPUTABLE_FROM: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded', 'disputed']);
+const DISPUTE_CLOSES_TO: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded', 'refunded']);
+
+/** The same rule as `status_move_allowed()` in migration 011. */
 export function isMoveAllowed(from: OrderStatus | PaymentStatus, to: OrderStatus | PaymentStatus): boolean {
+  // A dispute opens on a captured order and closes back to it (won) or to refunded (lost).
+  if (to === 'disputed') return DISPUTABLE_FROM.has(from);
+  if (from === 'disputed') return DISPUTE_CLOSES_TO.has(to);
   if (REFUNDABLE_FROM.has(from) && REFUNDED.has(to)) return RANK[to] >= RANK[from];
   if (RANK[from] >= TERMINAL_RANK) return false;
   return RANK[to] >= RANK[from] || (from === 'needs_attention' && (to === 'executing' || to === 'processing'));
 }
 
-/** Statuses an order may be moved from, to reach `to` without going backwards. */
+/** Statuses an order may be moved from while it is being charged, to reach `to` without going backwards (after-sale moves excluded). */
 export function orderStatusesBefore(to: OrderStatus): OrderStatus[] {
-  return ORDER_STATUSES.filter((s) => isMoveAllowed(s, to));
+  return ORDER_STATUSES.filter((s) => RANK[s] < TERMINAL_RANK && isMoveAllowed(s, to));
 }
 
 /** Allowed moves; anything else is a bug (a status never moves backwards). */
@@ -105,6 +116,7 @@ export function derivePaymentStatus(orders: readonly OrderStatus[]): PaymentStat
     return 'processing';
   }
   if (orders.every((s) => s === 'canceled')) return 'canceled';
+  if (orders.includes('disputed')) return 'disputed';
   // After a sale: every captured order given back is `refunded`; any refund at all, `partially_refunded`.
   const captured = orders.filter((s) => (CAPTURED_ORDER_STATUSES as readonly string[]).includes(s));
   if (captured.length > 0 && captured.every((s) => s === 'refunded')) return 'refunded';

@@ -8,3 +8,4 @@ export const refundWorkflowId = (refund_id: string): string => `refund-${refund_
 /** A scheduled payout's id names seller, currency and the run's nominal day (a rerun of the day is refused by Temporal); an on-demand one its payout. */
 export const payoutWorkflowId = (k: { payout_id: string } | { merchant_id: string; seller_id: string; currency: string; run_date: string }): string =>
   'payout_id' in k ? `payout-${k.payout_id}` : `payout-${k.merchant_id}-${k.seller_id}-${k.currency}-${k.run_date}`;
+export const disputeWorkflowId = (dispute_id: string): string => `dispute-${dispute_id}`;

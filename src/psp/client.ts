@@ -72,6 +72,18 @@ export const PspPayoutSchema = z.object({
 });
 export type PspPayout = z.infer<typeof PspPayoutSchema>;
 
+export const PspDisputeSchema = z.object({
+  id: z.string().min(1).max(255),
+  charge: z.string().min(1).max(255),
+  amount: z.string().regex(/^[0-9]+$/),
+  currency: z.string().length(3),
+  reason: z.string().max(200),
+  status: z.enum(['needs_response', 'under_review', 'won', 'lost']),
+  evidence_due_by: z.number().int().nonnegative(),
+  version: z.number().int().min(1).default(1),
+});
+export type PspDispute = z.infer<typeof PspDisputeSchema>;
+
 export interface CreateCheckoutSessionInput {
   idempotency_key: string;
   client_reference: string;
@@ -111,6 +123,9 @@ export interface PspClient {
   /** Sends money to a tokenized bank account. Idempotent by key; decided later (paid / failed). */
   createPayout(input: { amount_minor: bigint; currency: string; destination: string; reference: string; idempotency_key: string }): Promise<PspPayout>;
   getPayout(payout_id: string): Promise<PspPayout>;
+  getDispute(dispute_id: string): Promise<PspDispute>;
+  /** Answers a dispute with the merchant's evidence (before its deadline). */
+  submitDisputeEvidence(dispute_id: string, text: string): Promise<PspDispute>;
   createCheckoutSession(input: CreateCheckoutSessionInput): Promise<PspCheckoutSession>;
   getCheckoutSession(session_id: string): Promise<PspCheckoutSession>;
   /**
@@ -202,6 +217,16 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
       const reply = await call('GET', `/v1/payouts/${encodeURIComponent(payout_id)}`);
       if (reply.status !== 200) throw classifyHttpError(reply);
       return PspPayoutSchema.parse(reply.json);
+    },
+    async getDispute(dispute_id) {
+      const reply = await call('GET', `/v1/disputes/${encodeURIComponent(dispute_id)}`);
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspDisputeSchema.parse(reply.json);
+    },
+    async submitDisputeEvidence(dispute_id, text) {
+      const reply = await call('POST', `/v1/disputes/${encodeURIComponent(dispute_id)}/evidence`, { text });
+      if (reply.status !== 200) throw classifyHttpError(reply);
+      return PspDisputeSchema.parse(reply.json);
     },
     async createCheckoutSession(input) {
       const body = { client_reference: input.client_reference, return_url: input.return_url };

@@ -4,11 +4,12 @@ import { z } from 'zod';
 import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
 import { isOrderTerminal, type OrderStatus } from '../domain/status';
-import { orderWorkflowId } from '../domain/workflow-ids';
+import { disputeWorkflowId, orderWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
-import { PspChargeSchema } from '../psp/client';
+import { PspChargeSchema, PspDisputeSchema } from '../psp/client';
 import type { PspChargeUpdate } from '../activities/types';
-import { pspUpdateSignal } from '../workflows/signals';
+import { disputeUpdateSignal, pspUpdateSignal } from '../workflows/signals';
+import type { DisputeInput } from '../workflows/dispute';
 import { startablePayment, startPaymentWorkflow, type StarterDeps } from './workflow-starter';
 
 /**
@@ -35,7 +36,9 @@ const PaymentMethodObjectSchema = z.object({
 const CHARGE_EVENT_TYPES: ReadonlySet<string> = new Set(['charge.succeeded', 'charge.failed', 'charge.pending', 'charge.requires_action']);
 const SIGNAL_DEADLINE_MS = 3_000;
 
-type Route = 'order' | 'payment' | 'unknown' | 'ignored';
+type Route = 'order' | 'payment' | 'dispute' | 'unknown' | 'ignored';
+const APPLIED_ROUTES: ReadonlySet<string> = new Set(['order', 'payment', 'dispute']);
+const DISPUTE_EVENT_TYPES: ReadonlySet<string> = new Set(['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed']);
 
 interface RoutingDecision {
   route: Route;
@@ -87,8 +90,18 @@ async function routePaymentMethod(trx: Knex.Transaction, event: PspEvent): Promi
   return { route: 'payment', object_id: pm.id, object_version: version, payment_id: payment.id, order_id: null, note: null };
 }
 
+async function routeDispute(trx: Knex.Transaction, event: PspEvent): Promise<RoutingDecision> {
+  const parsed = PspDisputeSchema.safeParse(event.data.object);
+  if (!parsed.success) return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), 'the object is not a dispute');
+  const dispute = parsed.data;
+  const order = await trx('payment_order').where({ psp_reference: dispute.charge }).first<{ id: string; payment_id: string } | undefined>('id', 'payment_id');
+  if (order === undefined) return skip('unknown', dispute.id, `no order for charge ${dispute.charge}`);
+  return { route: 'dispute', object_id: dispute.id, object_version: dispute.version, payment_id: order.payment_id, order_id: order.id, note: null };
+}
+
 async function routeEvent(trx: Knex.Transaction, event: PspEvent): Promise<RoutingDecision> {
   if (CHARGE_EVENT_TYPES.has(event.type)) return await routeCharge(trx, event);
+  if (DISPUTE_EVENT_TYPES.has(event.type)) return await routeDispute(trx, event);
   if (event.type === 'payment_method.attached') return await routePaymentMethod(trx, event);
   return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), `event type ${event.type} is not acted on`);
 }
@@ -141,11 +154,33 @@ async function signalPayment(deps: ApplyDeps, event: StoredEvent): Promise<strin
   return null;
 }
 
+/** Signal-with-start: the first event of a dispute starts its workflow. */
+async function signalDispute(deps: ApplyDeps, event: StoredEvent): Promise<string | null> {
+  const dispute = PspDisputeSchema.parse(event.payload.data.object);
+  const input: DisputeInput = { dispute_id: dispute.id, poll_ms: deps.starter.timings.poll_max_ms };
+  await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
+    deps.temporal.workflow.signalWithStart('DisputeWorkflow', {
+      workflowId: disputeWorkflowId(dispute.id),
+      taskQueue: deps.starter.task_queue,
+      args: [input],
+      signal: disputeUpdateSignal,
+      signalArgs: [{ event_id: event.id, dispute }],
+    }),
+  );
+  return null;
+}
+
+const SIGNALLERS: Record<'order' | 'payment' | 'dispute', (deps: ApplyDeps, event: StoredEvent) => Promise<string | null>> = {
+  order: signalOrder,
+  payment: signalPayment,
+  dispute: signalDispute,
+};
+
 /** Signals the event's workflow and marks the event applied. Throws if the signal failed. */
 export async function applyEvent(deps: ApplyDeps, event: StoredEvent): Promise<void> {
-  if (event.applied_at !== null || (event.route !== 'order' && event.route !== 'payment')) return;
+  if (event.applied_at !== null || !APPLIED_ROUTES.has(event.route)) return;
   await deps.db('psp_event').where({ id: event.id }).increment('apply_attempts', 1);
-  const note = event.route === 'order' ? await signalOrder(deps, event) : await signalPayment(deps, event);
+  const note = await SIGNALLERS[event.route as 'order' | 'payment' | 'dispute'](deps, event);
   await deps.db('psp_event').where({ id: event.id }).whereNull('applied_at').update({ applied_at: deps.db.fn.now(), ...(note === null ? {} : { note }) });
   deps.log.info({ event_id: event.id, type: event.type, route: event.route, payment_id: event.payment_id, order_id: event.order_id, note }, 'psp event applied');
 }
@@ -154,7 +189,7 @@ export async function applyEvent(deps: ApplyDeps, event: StoredEvent): Promise<v
 export async function sweepUnappliedEvents(deps: ApplyDeps, older_than_ms: number): Promise<number> {
   const due = await deps.db('psp_event')
     .whereNull('applied_at')
-    .whereIn('route', ['order', 'payment'])
+    .whereIn('route', [...APPLIED_ROUTES])
     .where('received_at', '<', deps.db.raw(`now() - (? * interval '1 millisecond')`, [older_than_ms]))
     .orderBy('received_at')
     .limit(LIMITS.webhook_sweep_batch_max)

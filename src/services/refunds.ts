@@ -4,7 +4,7 @@ import { assert } from '../domain/assert';
 import { AppError } from '../domain/errors';
 import { newId } from '../domain/ids';
 import { formatAmount, parseAmount } from '../domain/money';
-import { CAPTURED_ORDER_STATUSES } from '../domain/status';
+import { REFUNDABLE_ORDER_STATUSES } from '../domain/status';
 import { refundWorkflowId } from '../domain/workflow-ids';
 import type { RefundResource } from '../api/schemas';
 
@@ -63,12 +63,12 @@ export async function insertRefund(trx: Knex.Transaction, merchant_id: string, p
   const currency = order.currency.trim();
   const amount_minor = parseAmount(body.amount, currency, 'amount');
   if (amount_minor <= 0n) throw new AppError('invalid_amount', 'amount must be greater than zero', 'amount');
-  if (!(CAPTURED_ORDER_STATUSES as readonly string[]).includes(order.status)) {
-    throw new AppError('order_not_refundable', `order ${order.id} is ${order.status}: only a captured order can be refunded`, 'order_id');
+  if (!(REFUNDABLE_ORDER_STATUSES as readonly string[]).includes(order.status)) {
+    throw new AppError('order_not_refundable', `order ${order.id} is ${order.status}: only a captured order not in dispute can be refunded`, 'order_id');
   }
   const reserved = await trx('payment_order')
     .where({ id: order.id })
-    .whereIn('status', [...CAPTURED_ORDER_STATUSES])
+    .whereIn('status', [...REFUNDABLE_ORDER_STATUSES])
     .whereRaw('refunded_minor + ? <= amount_minor', [amount_minor.toString()])
     .update({ refunded_minor: trx.raw('refunded_minor + ?', [amount_minor.toString()]), updated_at: trx.fn.now() })
     .returning('refunded_minor');

@@ -4,3 +4,4 @@ export { PaymentOrderWorkflow } from './payment-order';
 export { NightlyReconciliationWorkflow, ReconciliationWorkflow } from './reconciliation';
 export { RefundWorkflow } from './refund';
 export { PayoutRunWorkflow, PayoutWorkflow } from './payout';
+export { DisputeWorkflow } from './dispute';

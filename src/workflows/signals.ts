@@ -1,5 +1,5 @@
 import { defineSignal } from '@temporalio/workflow';
-import type { OperatorCommand, PaymentMethodAttached, PspChargeUpdate } from '../activities/types';
+import type { DisputeUpdate, OperatorCommand, PaymentMethodAttached, PspChargeUpdate } from '../activities/types';
 
 // Signal definitions on their own, so the API can import them without the workflow modules.
 
@@ -11,3 +11,6 @@ export const paymentMethodAttachedSignal = defineSignal<[PaymentMethodAttached]>
 
 /** An operator's decision on a `needs_attention` order (POST /v1/ops/orders/:id/retry|cancel, payctl). */
 export const operatorCommandSignal = defineSignal<[OperatorCommand]>('operatorCommand');
+
+/** A verified PSP webhook about a dispute (charge.dispute.*), routed to the dispute's workflow. */
+export const disputeUpdateSignal = defineSignal<[DisputeUpdate]>('disputeUpdate');

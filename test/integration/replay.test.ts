@@ -22,12 +22,13 @@ describe('workflow replay', () => {
     }
   });
 
-  it('has recorded histories of the reconciliation, refund and payout workflows', () => {
+  it('has recorded histories of the reconciliation, refund, payout and dispute workflows', () => {
     expect(files.some((f) => f.startsWith('recon-v1/') && f.endsWith('auto-fix.recon.json'))).toBe(true);
     expect(files.some((f) => f.startsWith('recon-v1/') && f.endsWith('nightly.recon.json'))).toBe(true);
     expect(files.some((f) => f.startsWith('refund-v1/') && f.endsWith('.refund.json'))).toBe(true);
     expect(files.some((f) => f.startsWith('payout-v1/') && f.endsWith('run.payout.json'))).toBe(true);
     expect(files.some((f) => f.startsWith('payout-v1/') && f.endsWith('paid.payout.json'))).toBe(true);
+    expect(files.some((f) => f.startsWith('dispute-v1/') && f.endsWith('.dispute.json'))).toBe(true);
   });
 
   it('replays every recorded history without a determinism error', async () => {

@@ -1,4 +1,4 @@
-import { capturePosting, assertBalanced, commissionRefunded, postPendingPosting, refundPosting, type EntryDraft } from '../../src/domain/ledger';
+import { capturePosting, assertBalanced, commissionRefunded, disputePosting, postPendingPosting, refundPosting, type EntryDraft } from '../../src/domain/ledger';
 import { derivePaymentStatus, assertOrderMove, orderStatusesBefore, statusRank } from '../../src/domain/status';
 import { evaluateRiskRules, parseRiskRules } from '../../src/domain/risk';
 import { requestHash } from '../../src/services/idempotency';
@@ -65,6 +65,24 @@ describe('payment status', () => {
 });
 
 describe('ledger postings', () => {
+  it('holds a disputed order, then releases it (won) or lets the held share pay for it (lost)', () => {
+    const d = { dispute_id: 'dp_1', order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 1_000n, commission_minor: 30n, dispute_minor: 1_000n };
+    const codes = (step: 'open' | 'won' | 'lost') => disputePosting(d, step).entries.map((e) => [e.account.code, e.amount_minor]);
+    expect(codes('open')).toEqual([['disputes_pending', 1_000n], ['psp_receivable', -1_000n], ['seller_payable:mer_1:S', 970n], ['dispute_hold', -970n]]);
+    expect(codes('won')).toEqual([['psp_receivable', 1_000n], ['disputes_pending', -1_000n], ['dispute_hold', 970n], ['seller_payable:mer_1:S', -970n]]);
+    expect(codes('lost')).toEqual([['dispute_hold', 970n], ['platform_revenue', 30n], ['disputes_pending', -1_000n]]);
+    expect(() => disputePosting({ ...d, dispute_minor: 1_001n }, 'open')).toThrow(/at most the order/);
+  });
+
+  it('lets a dispute open on a captured order and close back to it, or to refunded', () => {
+    expect(() => assertOrderMove('succeeded', 'disputed')).not.toThrow();
+    expect(() => assertOrderMove('disputed', 'succeeded')).not.toThrow();
+    expect(() => assertOrderMove('disputed', 'refunded')).not.toThrow();
+    expect(() => assertOrderMove('failed', 'disputed')).toThrow(/not allowed/);
+    expect(() => assertOrderMove('disputed', 'failed')).toThrow(/not allowed/);
+    expect(derivePaymentStatus(['disputed', 'succeeded'])).toBe('disputed');
+  });
+
   it('reverses a refund: the seller\'s share and the commission pro rata, the PSP takes the amount back', () => {
     const order = { refund_id: 'rfd_1', order_id: 'ord_1', payment_id: 'pay_1', merchant_id: 'mer_1', seller_id: 'S', currency: 'USD', amount_minor: 1_000n, commission_minor: 30n };
     const part = refundPosting({ ...order, refunded_before_minor: 0n, refund_minor: 333n });

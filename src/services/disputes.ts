@@ -1,0 +1,81 @@
+import type { Knex } from 'knex';
+import { LIMITS } from '../config';
+import { assert } from '../domain/assert';
+import { AppError } from '../domain/errors';
+import { formatAmount } from '../domain/money';
+import { PspError, type PspClient } from '../psp/client';
+
+/** Disputes as merchants see them, and their evidence (forwarded to the PSP before the deadline). */
+export const DISPUTE_EVIDENCE_CHARS_MAX = 20_000;
+
+interface DisputeRow {
+  id: string;
+  payment_id: string;
+  order_id: string;
+  amount_minor: string;
+  currency: string;
+  reason: string;
+  status: 'needs_response' | 'under_review' | 'won' | 'lost';
+  evidence_due_by: Date;
+  evidence_submitted_at: Date | null;
+  workflow_id: string;
+  created_at: Date;
+}
+
+function toResource(d: DisputeRow) {
+  const currency = d.currency.trim();
+  return {
+    id: d.id,
+    object: 'dispute' as const,
+    payment_id: d.payment_id,
+    order_id: d.order_id,
+    amount: formatAmount(BigInt(d.amount_minor), currency),
+    currency,
+    reason: d.reason,
+    status: d.status,
+    evidence_due_by: d.evidence_due_by.toISOString(),
+    evidence_submitted_at: d.evidence_submitted_at?.toISOString() ?? null,
+    workflow_id: d.workflow_id,
+    created_at: d.created_at.toISOString(),
+  };
+}
+
+async function load(db: Knex, merchant_id: string, id: string): Promise<DisputeRow> {
+  const row = (await db('dispute').where({ id, merchant_id }).first()) as DisputeRow | undefined;
+  if (row === undefined) throw new AppError('resource_missing', `no dispute ${id}`, 'id');
+  return row;
+}
+
+export async function getDispute(db: Knex, merchant_id: string, id: string) {
+  return toResource(await load(db, merchant_id, id));
+}
+
+/** Newest first, by (created_at, id) cursor. */
+export async function listDisputes(db: Knex, merchant_id: string, opts: { limit: number; starting_after?: string }) {
+  assert(opts.limit >= 1 && opts.limit <= LIMITS.page_size_max, 'page size within limits');
+  let query = db('dispute').where({ merchant_id }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
+  if (opts.starting_after !== undefined) {
+    if ((await db('dispute').where({ id: opts.starting_after, merchant_id }).first('id')) === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your disputes', 'starting_after');
+    query = query.whereRaw('(created_at, id) < (select created_at, id from dispute where id = ?)', [opts.starting_after]);
+  }
+  const rows = (await query) as DisputeRow[];
+  const data = rows.slice(0, opts.limit).map(toResource);
+  const has_more = rows.length > opts.limit;
+  return { object: 'list' as const, data, has_more, next_cursor: has_more ? (data[data.length - 1]?.id ?? null) : null };
+}
+
+/** Evidence goes to the PSP while the dispute is open and its deadline has not passed (else 409). */
+export async function submitEvidence(db: Knex, psp: PspClient, merchant_id: string, id: string, text: string) {
+  const row = await load(db, merchant_id, id);
+  if (row.status === 'won' || row.status === 'lost') throw new AppError('dispute_closed', `dispute ${id} is already ${row.status}`, 'id');
+  if (row.evidence_due_by.getTime() < Date.now()) throw new AppError('dispute_evidence_closed', `the evidence deadline of dispute ${id} passed at ${row.evidence_due_by.toISOString()}`, 'id');
+  try {
+    await psp.submitDisputeEvidence(id, text);
+  } catch (err) {
+    if (!(err instanceof PspError)) throw err;
+    if (err.kind === 'definitive') throw new AppError('dispute_evidence_closed', `the PSP refused the evidence: ${err.message}`, 'id');
+    throw new AppError('psp_unavailable', 'the PSP did not take the evidence; retry', undefined, err.retry_after_s);
+  }
+  await db('dispute').where({ id, status: row.status }).update({ status: 'under_review', evidence_submitted_at: db.fn.now(), updated_at: db.fn.now() });
+  return toResource(await load(db, merchant_id, id));
+}
