@@ -34,8 +34,8 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export type TerminalOrderStatus = Extract<OrderStatus, 'succeeded' | 'failed' | 'canceled' | 'partially_refunded' | 'refunded' | 'disputed'>;
 /** Captured, whatever was refunded or disputed since: the money moved through our books. */
 export const CAPTURED_ORDER_STATUSES = ['succeeded', 'partially_refunded', 'refunded', 'disputed'] as const;
-/** Captured and not in dispute: what a refund may start from. */
-export const REFUNDABLE_ORDER_STATUSES = ['succeeded', 'partially_refunded'] as const;
+/** Captured and not in dispute: what a refund may start from (a refunded order has nothing left: 409 refund_exceeds_refundable). */
+export const REFUNDABLE_ORDER_STATUSES = ['succeeded', 'partially_refunded', 'refunded'] as const;
 /** Waiting on someone else: the buyer (3-D Secure) or the PSP (review). */
 export type WaitingOrderStatus = Extract<OrderStatus, 'requires_action' | 'pending'>;
 
