@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { withTemporalClient } from '../services/temporal-client';
 import { loadEnv } from '../config';
 import { createLogger } from '../logger';
 import { commandOrder, listParkedOrders } from '../services/operator';
@@ -387,16 +387,11 @@ function orderCommand(action: 'retry' | 'cancel') {
     if (order_id === undefined || extra !== undefined) throw new UsageError(`order ${action} takes one order id`);
     const reason = flagValue(args, '--reason');
     if (action === 'cancel' && reason === undefined) throw new UsageError('order cancel needs --reason (it is kept on the order)');
-    const env = loadEnv();
-    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-    try {
-      const temporal = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
-      const order = await commandOrder({ db, temporal, log: createLogger('payctl', 'silent') }, order_id, { action, reason: reason ?? `${action} by operator`, requested_by: `payctl:${process.env.USER ?? 'unknown'}` });
-      out(`${action} sent to order ${order.id} (payment ${order.payment_id}); its workflow carries it out`);
-      return 0;
-    } finally {
-      await connection.close();
-    }
+    const order = await withTemporalClient(loadEnv(), (temporal) =>
+      commandOrder({ db, temporal, log: createLogger('payctl', 'silent') }, order_id, { action, reason: reason ?? `${action} by operator`, requested_by: `payctl:${process.env.USER ?? 'unknown'}` }),
+    );
+    out(`${action} sent to order ${order.id} (payment ${order.payment_id}); its workflow carries it out`);
+    return 0;
   };
 }
 

@@ -1,4 +1,5 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { withTemporalClient } from '../services/temporal-client';
 import type { Knex } from '../db';
 import { loadEnv, type Env } from '../config';
 import { closeItem, listItems, listRuns, runnableDay, startReconciliation, type ItemRow, type RunRow } from '../services/recon';
@@ -26,45 +27,44 @@ async function latestRunOf(db: Knex, workflow_id: string, since: Date): Promise<
   return data.find((r) => r.workflow_id === workflow_id && r.started_at >= new Date(since.getTime() - 1_000));
 }
 
+/** Waits for the day's workflow, drawing progress on a terminal; the failure's message, or null. */
+async function follow(db: Knex, temporal: Client, workflow_id: string, since: Date, tty: boolean): Promise<string | null> {
+  const timer = tty
+    ? setInterval(() => {
+        void latestRunOf(db, workflow_id, since).then((run) => {
+          if (run !== undefined) process.stderr.write(`\r${progressLine(run, Date.now() - run.started_at.getTime())}\u001b[K`);
+        });
+      }, PROGRESS_EVERY_MS)
+    : null;
+  try {
+    await temporal.workflow.getHandle(workflow_id).result();
+    return null;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    return err.cause?.message ?? err.message;
+  } finally {
+    if (timer !== null) {
+      clearInterval(timer);
+      process.stderr.write('\r\u001b[K');
+    }
+  }
+}
+
 /** `recon run --date D`: starts (or joins) the day's workflow, draws progress on a terminal, prints the report. */
 export async function reconRun(db: Knex, env: Env, opts: { date: string; fix_wait_ms?: number; json: boolean }, out: Out): Promise<number> {
   const date = runnableDay(opts.date);
-  const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-  try {
-    const temporal = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
-    const since = new Date();
+  const asked_at = new Date();
+  const { started, failed } = await withTemporalClient(env, async (temporal) => {
     const started = await startReconciliation({ temporal, task_queue: env.TEMPORAL_TASK_QUEUE }, date, opts.fix_wait_ms);
     if (started.already_running && !opts.json) out(`a run of ${date} is already going (${started.workflow_id}): following it`);
-    const tty = process.stderr.isTTY === true && !opts.json;
-    const timer = tty
-      ? setInterval(() => {
-          void latestRunOf(db, started.workflow_id, started.already_running ? new Date(0) : since).then((run) => {
-            if (run !== undefined) process.stderr.write(`\r${progressLine(run, Date.now() - run.started_at.getTime())}\u001b[K`);
-          });
-        }, PROGRESS_EVERY_MS)
-      : null;
-    let failed: string | null = null;
-    try {
-      await temporal.workflow.getHandle(started.workflow_id).result();
-    } catch (err) {
-      if (!(err instanceof WorkflowFailedError)) throw err;
-      failed = err.cause?.message ?? err.message;
-    } finally {
-      if (timer !== null) {
-        clearInterval(timer);
-        process.stderr.write('\r\u001b[K');
-      }
-    }
-    const run = await latestRunOf(db, started.workflow_id, started.already_running ? new Date(0) : since);
-    if (failed !== null) {
-      if (opts.json) out(JSON.stringify({ status: 'failed', reason: failed, run: run ?? null }));
-      else out(`recon ${date}: FAILED — ${failed}${run?.error_line ? ` (line ${run.error_line})` : ''}; nothing was applied, fix the file and run again`);
-      return 1;
-    }
-    return await reconReport(db, { date, json: opts.json }, out);
-  } finally {
-    await connection.close();
-  }
+    const since = started.already_running ? new Date(0) : asked_at;
+    return { started: { ...started, since }, failed: await follow(db, temporal, started.workflow_id, since, process.stderr.isTTY === true && !opts.json) };
+  });
+  if (failed === null) return await reconReport(db, { date, json: opts.json }, out);
+  const run = await latestRunOf(db, started.workflow_id, started.since);
+  if (opts.json) out(JSON.stringify({ status: 'failed', reason: failed, run: run ?? null }));
+  else out(`recon ${date}: FAILED — ${failed}${run?.error_line ? ` (line ${run.error_line})` : ''}; nothing was applied, fix the file and run again`);
+  return 1;
 }
 
 const fmtAmounts = (by: Record<string, string>): string =>

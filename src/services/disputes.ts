@@ -1,9 +1,8 @@
 import type { Knex } from 'knex';
-import { LIMITS } from '../config';
-import { assert } from '../domain/assert';
 import { AppError } from '../domain/errors';
 import { formatAmount } from '../domain/money';
 import { PspError, type PspClient } from '../psp/client';
+import { merchantPage } from './pages';
 
 /** Disputes as merchants see them, and their evidence (forwarded to the PSP before the deadline). */
 export const DISPUTE_EVIDENCE_CHARS_MAX = 20_000;
@@ -50,18 +49,9 @@ export async function getDispute(db: Knex, merchant_id: string, id: string) {
   return toResource(await load(db, merchant_id, id));
 }
 
-/** Newest first, by (created_at, id) cursor. */
+/** Newest first (cursor pagination). */
 export async function listDisputes(db: Knex, merchant_id: string, opts: { limit: number; starting_after?: string }) {
-  assert(opts.limit >= 1 && opts.limit <= LIMITS.page_size_max, 'page size within limits');
-  let query = db('dispute').where({ merchant_id }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
-  if (opts.starting_after !== undefined) {
-    if ((await db('dispute').where({ id: opts.starting_after, merchant_id }).first('id')) === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your disputes', 'starting_after');
-    query = query.whereRaw('(created_at, id) < (select created_at, id from dispute where id = ?)', [opts.starting_after]);
-  }
-  const rows = (await query) as DisputeRow[];
-  const data = rows.slice(0, opts.limit).map(toResource);
-  const has_more = rows.length > opts.limit;
-  return { object: 'list' as const, data, has_more, next_cursor: has_more ? (data[data.length - 1]?.id ?? null) : null };
+  return await merchantPage(db, { table: 'dispute', noun: 'disputes' }, merchant_id, opts, toResource);
 }
 
 /** Evidence goes to the PSP while the dispute is open and its deadline has not passed (else 409). */

@@ -1,5 +1,4 @@
 import type { Knex } from 'knex';
-import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
 import { AppError } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -8,6 +7,7 @@ import { formatAmount } from '../domain/money';
 import { payoutWorkflowId } from '../domain/workflow-ids';
 import { postInTransaction } from '../ledger/poster';
 import type { PspClient } from '../psp/client';
+import { merchantPage } from './pages';
 
 /**
  * Pay-outs: a seller's available balance (what seller_payable owes them) goes to their bank
@@ -134,20 +134,7 @@ export async function getPayout(db: Knex, merchant_id: string, payout_id: string
 }
 
 export async function listPayouts(db: Knex, merchant_id: string, opts: { limit: number; starting_after?: string; seller_id?: string }) {
-  assert(opts.limit >= 1 && opts.limit <= LIMITS.page_size_max, 'page size within limits');
-  let query = db('payout')
-    .where({ merchant_id })
-    .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
-    .limit(opts.limit + 1)
-    .select('*', db.raw("to_char(run_date, 'YYYY-MM-DD') as run_date"));
-  if (opts.seller_id !== undefined) query = query.where({ seller_id: opts.seller_id });
-  if (opts.starting_after !== undefined) {
-    const cursor = await db('payout').where({ id: opts.starting_after, merchant_id }).first('id');
-    if (cursor === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your payouts', 'starting_after');
-    query = query.whereRaw('(created_at, id) < (select created_at, id from payout where id = ?)', [opts.starting_after]);
-  }
-  const rows = (await query) as PayoutRow[];
-  const data = rows.slice(0, opts.limit).map(toPayoutResource);
-  const has_more = rows.length > opts.limit;
-  return { object: 'list' as const, data, has_more, next_cursor: has_more ? (data[data.length - 1]?.id ?? null) : null };
+  const where = opts.seller_id === undefined ? undefined : { seller_id: opts.seller_id };
+  const columns = ['*', db.raw("to_char(run_date, 'YYYY-MM-DD') as run_date")];
+  return await merchantPage(db, { table: 'payout', noun: 'payouts', columns }, merchant_id, { ...opts, where }, toPayoutResource);
 }

@@ -1,5 +1,4 @@
 import type { Knex } from 'knex';
-import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
 import { AppError } from '../domain/errors';
 import { newId } from '../domain/ids';
@@ -7,6 +6,7 @@ import { formatAmount, parseAmount } from '../domain/money';
 import { REFUNDABLE_ORDER_STATUSES } from '../domain/status';
 import { refundWorkflowId } from '../domain/workflow-ids';
 import type { RefundResource } from '../api/schemas';
+import { merchantPage } from './pages';
 
 /**
  * Refunds of one order, in parts or whole. Creating one reserves its amount on the order in the
@@ -91,18 +91,8 @@ export async function getRefund(db: Knex, merchant_id: string, refund_id: string
   return toResource(row);
 }
 
-/** Newest first, by (created_at, id) cursor; optionally one payment's. */
+/** Newest first (cursor pagination); optionally one payment's. */
 export async function listRefunds(db: Knex, merchant_id: string, opts: { limit: number; starting_after?: string; payment_id?: string }) {
-  assert(opts.limit >= 1 && opts.limit <= LIMITS.page_size_max, 'page size within limits');
-  let query = db('refund').where({ merchant_id }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(opts.limit + 1);
-  if (opts.payment_id !== undefined) query = query.where({ payment_id: opts.payment_id });
-  if (opts.starting_after !== undefined) {
-    const cursor = await db('refund').where({ id: opts.starting_after, merchant_id }).first('id');
-    if (cursor === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your refunds', 'starting_after');
-    query = query.whereRaw('(created_at, id) < (select created_at, id from refund where id = ?)', [opts.starting_after]);
-  }
-  const rows = (await query) as RefundRow[];
-  const data = rows.slice(0, opts.limit).map(toResource);
-  const has_more = rows.length > opts.limit;
-  return { object: 'list' as const, data, has_more, next_cursor: has_more ? (data[data.length - 1]?.id ?? null) : null };
+  const where = opts.payment_id === undefined ? undefined : { payment_id: opts.payment_id };
+  return await merchantPage(db, { table: 'refund', noun: 'refunds' }, merchant_id, { ...opts, where }, toResource);
 }

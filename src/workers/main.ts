@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { withTemporalClient } from '../services/temporal-client';
 import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
 import { loadEnv } from '../config';
@@ -67,16 +67,6 @@ function serveMetrics(registry: Registry, port: number, log: Logger): http.Serve
   return server;
 }
 
-/** A short-lived client connection for start-up work (the worker itself uses a NativeConnection). */
-async function withClient(address: string, work: (client: Client) => Promise<void>): Promise<void> {
-  const connection = await Connection.connect({ address });
-  try {
-    await work(new Client({ connection, namespace: loadEnv().TEMPORAL_NAMESPACE }));
-  } finally {
-    await connection.close();
-  }
-}
-
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger('worker', env.LOG_LEVEL);
@@ -95,7 +85,8 @@ async function main(): Promise<void> {
     activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS, payout_minimums: parseCurrencyAmounts(env.PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS') }),
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
-  await withClient(env.TEMPORAL_ADDRESS, async (client) => {
+  // A short-lived client for start-up work (the worker itself uses a NativeConnection).
+  await withTemporalClient(env, async (client) => {
     await ensureReconSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.RECON_SCHEDULE_CRON, fix_wait_ms: env.RECON_FIX_WAIT_MS }, log);
     const poll = { initial_ms: env.PSP_POLL_INITIAL_MS, max_ms: env.PSP_POLL_MAX_MS };
     await ensurePayoutSchedule(client, { task_queue: env.TEMPORAL_TASK_QUEUE, cron: env.PAYOUT_SCHEDULE_CRON, poll }, log);

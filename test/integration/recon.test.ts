@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDb, type Knex } from '../../src/db';
 import { dayOf } from '../../src/recon/dates';
+import { DEFAULT_SETTLEMENT_KNOBS } from '../../src/sandbox-psp/settlements';
 import { accountBalances } from '../../src/ledger/store';
 import { startAsyncStack, type AsyncStack } from '../support/async-stack';
 import { createPayment, until } from '../support/flows';
@@ -38,18 +39,8 @@ async function settlementKnobs(knobs: Record<string, unknown>): Promise<void> {
   expect(res.status).toBe(200);
 }
 
-const NO_DIFFERENCES = {
-  extra_line: false,
-  drop_order_reference: null,
-  amount_delta_order_reference: null,
-  amount_delta_minor: null,
-  currency_order_reference: null,
-  currency: null,
-  duplicate_order_reference: null,
-  late_order_reference: null,
-  bad_summary: false,
-  allow_open_day: true,
-};
+/** The sandbox's file as it is, for today (the day is still open). */
+const NO_DIFFERENCES = { ...DEFAULT_SETTLEMENT_KNOBS, allow_open_day: true };
 
 async function pay(opts: { currency?: string; amounts?: string[]; token?: string; capture_method?: string } = {}): Promise<{ id: string; orders: { id: string; psp_reference: string; status: string }[] }> {
   const body = {
