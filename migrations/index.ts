@@ -10,6 +10,7 @@ import * as m008 from './008_reconciliation';
 import * as m009 from './009_refunds';
 import * as m010 from './010_payouts';
 import * as m011 from './011_disputes';
+import * as m012 from './012_one_workflow_per_payment';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -27,6 +28,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['009_refunds', m009],
   ['010_payouts', m010],
   ['011_disputes', m011],
+  ['012_one_workflow_per_payment', m012],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {
