@@ -29,6 +29,15 @@ const EnvSchema = z.object({
   RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(100_000).default(200),
   RELAY_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
   RELAY_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(3_000),
+  // Admission control (src/services/admission.ts): payment workflow starts are paced by a window of
+  // in-flight payments adapted to latency; past a backlog of unstarted payments POST answers 429.
+  ADMISSION_TICK_MS: z.coerce.number().int().min(10).max(10_000).default(100),
+  ADMISSION_WINDOW_MIN: z.coerce.number().int().min(1).max(10_000).default(4),
+  ADMISSION_WINDOW_INITIAL: z.coerce.number().int().min(1).max(10_000).default(16),
+  ADMISSION_WINDOW_MAX: z.coerce.number().int().min(1).max(10_000).default(256),
+  ADMISSION_LATENCY_TARGET_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
+  ADMISSION_BACKLOG_MAX: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
+  ADMISSION_MERCHANT_BACKLOG_MAX: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
   WORKER_METRICS_PORT: port.default(9464),
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
@@ -91,6 +100,32 @@ export interface WaitTimings {
 export function waitTimingsOf(env: Env): WaitTimings {
   if (env.PSP_POLL_MAX_MS < env.PSP_POLL_INITIAL_MS) throw new Error('invalid environment: PSP_POLL_MAX_MS must be at least PSP_POLL_INITIAL_MS');
   return { checkout_timeout_ms: env.CHECKOUT_TIMEOUT_MS, poll_initial_ms: env.PSP_POLL_INITIAL_MS, poll_max_ms: env.PSP_POLL_MAX_MS, history_events_max: env.WAIT_HISTORY_EVENTS_MAX, psp_attempts_max: env.PSP_CALL_ATTEMPTS_MAX };
+}
+
+/** How admission control paces workflow starts and bounds the backlog (see src/services/admission.ts). */
+export interface AdmissionSettings {
+  tick_ms: number;
+  window_min: number;
+  window_initial: number;
+  window_max: number;
+  latency_target_ms: number;
+  backlog_max: number;
+  merchant_backlog_max: number;
+}
+
+export function admissionSettingsOf(env: Env): AdmissionSettings {
+  if (!(env.ADMISSION_WINDOW_MIN <= env.ADMISSION_WINDOW_INITIAL && env.ADMISSION_WINDOW_INITIAL <= env.ADMISSION_WINDOW_MAX)) {
+    throw new Error('invalid environment: ADMISSION_WINDOW_MIN ≤ ADMISSION_WINDOW_INITIAL ≤ ADMISSION_WINDOW_MAX must hold');
+  }
+  return {
+    tick_ms: env.ADMISSION_TICK_MS,
+    window_min: env.ADMISSION_WINDOW_MIN,
+    window_initial: env.ADMISSION_WINDOW_INITIAL,
+    window_max: env.ADMISSION_WINDOW_MAX,
+    latency_target_ms: env.ADMISSION_LATENCY_TARGET_MS,
+    backlog_max: env.ADMISSION_BACKLOG_MAX,
+    merchant_backlog_max: env.ADMISSION_MERCHANT_BACKLOG_MAX,
+  };
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {

@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   api_key_missing: 'authentication',
   api_key_invalid: 'authentication',
   rate_limited: 'rate_limit',
+  capacity_exceeded: 'rate_limit',
   hold_expired: 'conflict',
   order_not_parked: 'conflict',
   hold_already_resolved: 'conflict',
