@@ -9,6 +9,9 @@ import { ACCOUNTS, capturePosting, voidPendingPosting, type CapturedOrder, type 
 import { postInTransaction, type LedgerPoster } from '../ledger/poster';
 import { createHold, findHold, voidHold } from '../ledger/holds';
 import type { ChargeOutcome } from './types';
+import { FAILURE_TYPES } from '../workflows/contract';
+
+const PSP_FAILURE_TYPES = { definitive: FAILURE_TYPES.psp_definitive, retryable: FAILURE_TYPES.psp_retryable, unknown_outcome: FAILURE_TYPES.psp_unknown_outcome } as const;
 
 export interface OrderDeps {
   db: Knex;
@@ -67,6 +70,8 @@ function isWaiting(status: OrderStatus): boolean {
 /** Keeps the activity visibly alive while it waits on the PSP, so a dead worker is noticed in seconds. */
 export async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
   const ctx = Context.current();
+  // A local activity has no heartbeat: its workflow task's timeout notices a dead worker instead.
+  if (ctx.info.isLocal) return await work;
   const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   try {
     return await work;
@@ -77,7 +82,7 @@ export async function withHeartbeat<T>(work: Promise<T>): Promise<T> {
 
 function toActivityFailure(err: PspError): ApplicationFailure {
   return ApplicationFailure.create({
-    type: `Psp_${err.kind}`,
+    type: PSP_FAILURE_TYPES[err.kind],
     message: `${err.code}: ${err.message}`,
     // Unknown outcome is retried too: the next attempt asks the PSP by key before charging.
     nonRetryable: false,
@@ -132,7 +137,7 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
     if (charge.status === 'authorized') return await withHeartbeat(psp.voidCharge(charge.id, key)).catch(rethrowPsp);
     if (charge.status === 'succeeded') return await withHeartbeat(psp.refundCharge(charge.id, key)).catch(rethrowPsp);
     if (charge.status === 'pending' || charge.status === 'requires_action') {
-      throw ApplicationFailure.nonRetryable(`charge ${charge.id} is still ${charge.status} at the PSP; cancel once it is decided`, 'ChargeUndecided');
+      throw ApplicationFailure.nonRetryable(`charge ${charge.id} is still ${charge.status} at the PSP; cancel once it is decided`, FAILURE_TYPES.charge_undecided);
     }
     return charge;
   }

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { PspError, type PspCharge, type PspClient } from '../psp/client';
 import { rethrowPsp, withHeartbeat } from './order';
+import { FAILURE_TYPES } from '../workflows/contract';
 import { checkRunDay } from '../recon/dates';
 import { SettlementFileError } from '../recon/file';
 import { autoFixesOf, beginRun, failRun, finishRun, noteItem, recheckAutoFixes, reconcileFile, setProgress, type AutoFix, type RunTotals } from '../recon/store';
@@ -26,7 +27,7 @@ export interface ReconFailure {
   reason: string;
 }
 
-export const RECON_FAILURE_TYPES = { file: 'SettlementFileInvalid', unavailable: 'SettlementFileUnavailable', day: 'SettlementDayInvalid' } as const;
+export const RECON_FAILURE_TYPES = { file: FAILURE_TYPES.settlement_file_invalid, unavailable: FAILURE_TYPES.settlement_file_unavailable, day: FAILURE_TYPES.settlement_day_invalid } as const;
 
 function nonRetryable(type: string, failure: ReconFailure): ApplicationFailure {
   return ApplicationFailure.create({ type, message: failure.reason, nonRetryable: true, details: [failure] });

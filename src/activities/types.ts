@@ -34,6 +34,8 @@ export interface PaymentMethodAttached {
 
 /** The `operatorCommand` signal: what to do with an order parked as `needs_attention`. */
 export interface OperatorCommand {
+  /** The parked order (v7 payment workflows route by it; a legacy order workflow is the order's own). */
+  order_id?: string;
   action: 'retry' | 'cancel';
   reason: string;
   requested_by: string;

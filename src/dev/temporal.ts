@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/search-attributes';
+import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contract';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1'; // later tags carry a `replace` directive `go install` refuses
 

@@ -1,4 +1,4 @@
-import { orderWorkflowId } from '../domain/workflow-ids';
+import { orderSignalWorkflowId } from '../domain/workflow-ids';
 
 /**
  * What a difference means, in words a finance person can act on: which field differs, our value
@@ -44,6 +44,8 @@ export interface DifferenceRow {
   captured_at: Date | null;
   /** For a refund line: our refund its key names, if any. */
   refund_amount_minor?: string | null;
+  /** The order's payment's workflow type (legacy payments signal the order's own workflow). */
+  workflow_type?: string | null;
 }
 
 /** One of our captures the PSP's files never settled. */
@@ -54,6 +56,7 @@ export interface UnsettledRow {
   amount_minor: string;
   currency: string;
   captured_at: Date;
+  workflow_type: string | null;
 }
 
 export interface ItemDraft {
@@ -137,7 +140,7 @@ export function itemOfLine(row: DifferenceRow, settlement_date: string): ItemDra
     idempotency_key: row.idempotency_key,
     order_id: row.order_id,
     payment_id: row.payment_id,
-    workflow_id: row.order_id === null ? null : orderWorkflowId(row.order_id),
+    workflow_id: row.order_id === null || row.payment_id === null ? null : orderSignalWorkflowId({ order_id: row.order_id, payment_id: row.payment_id, workflow_type: row.workflow_type ?? null }),
     currency: row.currency,
     amount_minor: row.amount_minor,
     ...explain(row, settlement_date),
@@ -157,7 +160,7 @@ export function itemOfUnsettled(row: UnsettledRow, settlement_date: string): Ite
     idempotency_key: row.order_id,
     order_id: row.order_id,
     payment_id: row.payment_id,
-    workflow_id: orderWorkflowId(row.order_id),
+    workflow_id: orderSignalWorkflowId(row),
     field: 'line',
     our_value: `captured ${row.captured_at.toISOString()}`,
     psp_value: 'no line',

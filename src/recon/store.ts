@@ -5,6 +5,7 @@ import { postInTransaction } from '../ledger/poster';
 import { itemOfLine, itemOfUnsettled, PAY_IN_TYPES, type DifferenceRow, type ItemDraft, type UnsettledRow } from './classify';
 import { SettlementFileReader, type SettlementLine } from './file';
 import { dayBounds } from './dates';
+import { orderSignalWorkflowId } from '../domain/workflow-ids';
 
 /**
  * Reconciliation in the database. One run of a settlement day is one transaction: the file is
@@ -142,6 +143,7 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
   for (;;) {
     const rows = (await trx('settlement_line as l')
       .leftJoin('payment_order as o', 'o.id', 'l.order_id')
+      .leftJoin('payment_event as pe', 'pe.id', 'o.payment_id')
       .joinRaw(`left join lateral (select x.amount_minor from refund x where l.type = 'refund' and (x.psp_refund_id = l.psp_id or x.id = l.idempotency_key) limit 1) r on true`)
       .where('l.settlement_date', date)
       .andWhereNot('l.result', 'matched')
@@ -152,7 +154,7 @@ async function differenceItems(trx: Knex.Transaction, run_id: string, date: stri
         'l.line_no', 'l.psp_id', 'l.idempotency_key', 'l.type', 'l.amount_minor', 'l.currency', 'l.fee_minor', 'l.settled_at', 'l.result',
         'o.id as order_id', 'o.payment_id', 'o.status as order_status', 'o.amount_minor as order_amount_minor',
         trx.raw('trim(o.currency) as order_currency'), 'o.psp_fee_minor as order_fee_minor', 'o.psp_reference as order_psp_reference', 'o.captured_at',
-        'r.amount_minor as refund_amount_minor',
+        'r.amount_minor as refund_amount_minor', 'pe.workflow_type',
       )) as DifferenceRow[];
     await upsertItems(trx, run_id, rows.map((r) => itemOfLine({ ...r, currency: r.currency.trim() }, date)));
     const last = rows[rows.length - 1];
@@ -179,13 +181,14 @@ async function unsettledItems(trx: Knex.Transaction, run_id: string, date: strin
   let after = '';
   for (;;) {
     const rows = (await trx('payment_order as o')
+      .join('payment_event as pe', 'pe.id', 'o.payment_id')
       .where('o.captured_at', '>=', start)
       .andWhere('o.captured_at', '<', end)
       .andWhere('o.id', '>', after)
       .whereNotExists(trx('settlement_line as l').whereRaw('l.idempotency_key = o.id').whereIn('l.type', [...PAY_IN_TYPES]))
       .orderBy('o.id')
       .limit(RECON_LIMITS.item_page)
-      .select('o.id as order_id', 'o.payment_id', 'o.psp_reference', 'o.amount_minor', 'o.currency', 'o.captured_at')) as UnsettledRow[];
+      .select('o.id as order_id', 'o.payment_id', 'o.psp_reference', 'o.amount_minor', 'o.currency', 'o.captured_at', 'pe.workflow_type')) as UnsettledRow[];
     await upsertItems(trx, run_id, rows.map((r) => itemOfUnsettled(r, date)));
     const last = rows[rows.length - 1];
     if (last === undefined || rows.length < RECON_LIMITS.item_page) return;
@@ -293,17 +296,21 @@ export interface AutoFix {
   item_id: string;
   order_id: string;
   psp_id: string;
+  /** The workflow the PSP's answer is signalled to (the payment's, or a legacy order's own). */
+  workflow_id: string;
 }
 
 /** Open differences of the day that re-asking the PSP can fix (the order still waits for it). */
 export async function autoFixesOf(db: Knex, date: string): Promise<AutoFix[]> {
-  return (await db('recon_item')
-    .where({ settlement_date: date, class: 'missing_internally', status: 'open', auto_fixable: true })
-    .whereNotNull('order_id')
-    .whereNotNull('psp_id')
-    .orderBy('id')
+  const rows = (await db('recon_item as i')
+    .join('payment_order as o', 'o.id', 'i.order_id')
+    .join('payment_event as pe', 'pe.id', 'o.payment_id')
+    .where({ 'i.settlement_date': date, 'i.class': 'missing_internally', 'i.status': 'open', 'i.auto_fixable': true })
+    .whereNotNull('i.psp_id')
+    .orderBy('i.id')
     .limit(RECON_LIMITS.auto_fix_max)
-    .select(db.raw('id::text as item_id'), 'order_id', 'psp_id')) as AutoFix[];
+    .select(db.raw('i.id::text as item_id'), 'i.order_id', 'i.psp_id', 'o.payment_id', 'pe.workflow_type')) as (AutoFix & { payment_id: string; workflow_type: string | null })[];
+  return rows.map(({ payment_id, workflow_type, ...fix }) => ({ ...fix, workflow_id: orderSignalWorkflowId({ order_id: fix.order_id, payment_id, workflow_type }) }));
 }
 
 /**

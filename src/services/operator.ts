@@ -1,10 +1,10 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import { AppError } from '../domain/errors';
-import { orderWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
 import type { OperatorCommand } from '../activities/types';
-import { operatorCommandSignal } from '../workflows/signals';
+import { operatorCommandSignal } from '../workflows/contract';
+import { orderSignalTarget } from './workflow-starter';
 
 /**
  * Operators' decisions on dead letters (orders parked as `needs_attention`), shared by the ops
@@ -37,8 +37,8 @@ export async function commandOrder(deps: OperatorDeps, order_id: string, command
   if (order === undefined) throw new AppError('resource_missing', `no order ${order_id}`, 'id');
   if (order.status !== 'needs_attention') throw new AppError('order_not_parked', `order ${order_id} is ${order.status}; only needs_attention orders take retry or cancel`, 'id');
   try {
-    const handle = deps.temporal.workflow.getHandle(orderWorkflowId(order_id));
-    await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => handle.signal(operatorCommandSignal, command));
+    const handle = deps.temporal.workflow.getHandle(await orderSignalTarget(deps.db, order_id));
+    await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => handle.signal(operatorCommandSignal, { ...command, order_id }));
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new AppError('order_not_parked', `order ${order_id} has no running workflow`, 'id');
     throw new AppError('service_unavailable', 'Temporal did not take the command; retry', undefined, 5);

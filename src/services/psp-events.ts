@@ -4,13 +4,12 @@ import { z } from 'zod';
 import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
 import { isOrderTerminal, type OrderStatus } from '../domain/status';
-import { disputeWorkflowId, orderWorkflowId } from '../domain/workflow-ids';
+import { disputeWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
 import { PspChargeSchema, PspDisputeSchema } from '../psp/client';
 import type { PspChargeUpdate } from '../activities/types';
-import { disputeUpdateSignal, pspUpdateSignal } from '../workflows/signals';
-import type { DisputeInput } from '../workflows/dispute';
-import { startablePayment, startPaymentWorkflow, type StarterDeps } from './workflow-starter';
+import { DisputeWorkflow, disputeUpdateSignal, pspUpdateSignal, type DisputeInput } from '../workflows';
+import { orderSignalTarget, startablePayment, startPaymentWorkflow, type StarterDeps } from './workflow-starter';
 
 /**
  * The webhook inbox. Each PSP event is stored once (primary key = the PSP's event id) in the same
@@ -134,7 +133,7 @@ async function signalOrder(deps: ApplyDeps, event: StoredEvent): Promise<string 
   assert(event.order_id !== null, `event ${event.id} routed to an order`);
   const update: PspChargeUpdate = { event_id: event.id, charge: PspChargeSchema.parse(event.payload.data.object) };
   try {
-    const handle = deps.temporal.workflow.getHandle(orderWorkflowId(event.order_id));
+    const handle = deps.temporal.workflow.getHandle(await orderSignalTarget(deps.db, event.order_id));
     await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => handle.signal(pspUpdateSignal, update));
     return null;
   } catch (err) {
@@ -159,7 +158,7 @@ async function signalDispute(deps: ApplyDeps, event: StoredEvent): Promise<strin
   const dispute = PspDisputeSchema.parse(event.payload.data.object);
   const input: DisputeInput = { dispute_id: dispute.id, poll_ms: deps.starter.timings.poll_max_ms };
   await deps.temporal.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () =>
-    deps.temporal.workflow.signalWithStart('DisputeWorkflow', {
+    deps.temporal.workflow.signalWithStart(DisputeWorkflow, {
       workflowId: disputeWorkflowId(dispute.id),
       taskQueue: deps.starter.task_queue,
       args: [input],

@@ -5,7 +5,7 @@ import { AppError } from '../domain/errors';
 import { reconciliationWorkflowId } from '../domain/workflow-ids';
 import type { DifferenceClass, ItemDraft, ItemStatus } from '../recon/classify';
 import { checkRunDay } from '../recon/dates';
-import type { ReconciliationInput } from '../workflows/reconciliation';
+import { ReconciliationWorkflow, type ReconciliationInput } from '../workflows';
 
 /** Reads and actions on reconciliation runs and the finance queue, for the ops API and payctl. */
 export const RECON_READ_LIMITS = { page_max: 500, note_chars_max: 2_000 } as const;
@@ -55,7 +55,7 @@ export async function startReconciliation(deps: { temporal: Client; task_queue: 
   const workflow_id = reconciliationWorkflowId(deps.task_queue, settlement_date);
   const input: ReconciliationInput = { settlement_date, ...(fix_wait_ms === undefined ? {} : { fix_wait_ms }) };
   try {
-    await deps.temporal.workflow.start('ReconciliationWorkflow', { taskQueue: deps.task_queue, workflowId: workflow_id, args: [input] });
+    await deps.temporal.workflow.start(ReconciliationWorkflow, { taskQueue: deps.task_queue, workflowId: workflow_id, args: [input] });
     return { workflow_id, already_running: false };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflow_id, already_running: true };

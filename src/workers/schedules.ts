@@ -1,7 +1,7 @@
 import { Client, ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type ScheduleOptionsAction } from '@temporalio/client';
 import type { Logger } from '../logger';
-import type { NightlyReconciliationInput } from '../workflows/reconciliation';
-import type { PayoutPoll, PayoutRunInput } from '../workflows/payout';
+import { NightlyReconciliationWorkflow, PayoutRunWorkflow, type NightlyReconciliationInput, type PayoutRunInput } from '../workflows';
+import type { PayoutPoll } from '../workflows/payout';
 
 export interface ReconScheduleOptions {
   task_queue: string;
@@ -15,7 +15,7 @@ export const reconScheduleId = (task_queue: string): string => `recon-nightly-${
 
 function action(opts: ReconScheduleOptions): ScheduleOptionsAction {
   const input: NightlyReconciliationInput = { task_queue: opts.task_queue, fix_wait_ms: opts.fix_wait_ms };
-  return { type: 'startWorkflow', workflowType: 'NightlyReconciliationWorkflow', taskQueue: opts.task_queue, workflowId: reconScheduleId(opts.task_queue), args: [input] };
+  return { type: 'startWorkflow', workflowType: NightlyReconciliationWorkflow, taskQueue: opts.task_queue, workflowId: reconScheduleId(opts.task_queue), args: [input] };
 }
 
 /**
@@ -54,6 +54,6 @@ export const payoutScheduleId = (task_queue: string): string => `payouts-daily-$
 /** The daily pay-out run: each payable seller and currency paid once per nominal day. */
 export async function ensurePayoutSchedule(client: Client, opts: { task_queue: string; cron: string; poll: PayoutPoll }, log: Logger): Promise<void> {
   const input: PayoutRunInput = { poll: opts.poll };
-  const run: ScheduleOptionsAction = { type: 'startWorkflow', workflowType: 'PayoutRunWorkflow', taskQueue: opts.task_queue, workflowId: `payout-run-${opts.task_queue}`, args: [input] };
+  const run: ScheduleOptionsAction = { type: 'startWorkflow', workflowType: PayoutRunWorkflow, taskQueue: opts.task_queue, workflowId: `payout-run-${opts.task_queue}`, args: [input] };
   await ensureSchedule(client, payoutScheduleId(opts.task_queue), opts.cron, run, log);
 }

@@ -1,8 +1,9 @@
 import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { continueAsNew, ParentClosePolicy, proxyActivities, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, ParentClosePolicy, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { Activities, PayoutOutcome } from '../activities';
 import { dayOf } from '../recon/dates';
 import { DATABASE_STEP, PSP_CALL } from './retry-policies';
+import { waitForDecision } from './wait';
 
 // The PSP calls are idempotent by our payout id: retried for as long as it takes (a day at most),
 // since giving up could leave money sent but not booked.
@@ -28,13 +29,21 @@ const HISTORY_EVENTS_MAX = 2_000;
  */
 export async function PayoutWorkflow(input: PayoutInput): Promise<PayoutOutcome> {
   let outcome = await psp.payOutAtPsp(input.payout_id);
-  let wait_ms = input.poll.initial_ms;
-  while (outcome.status === 'pending') {
-    await sleep(wait_ms);
-    wait_ms = Math.min(wait_ms * 2, input.poll.max_ms);
-    outcome = await psp.pollPayout(input.payout_id);
-    if (outcome.status === 'pending' && workflowInfo().historyLength > HISTORY_EVENTS_MAX) await continueAsNew<typeof PayoutWorkflow>(input);
-  }
+  // No webhook wakes a payout: it polls (payout.* events are for reconciliation and the audit trail).
+  const waited = await waitForDecision(
+    {
+      decided: () => outcome.status !== 'pending',
+      woken: () => false,
+      onWoken: async () => undefined,
+      poll: async () => {
+        outcome = await psp.pollPayout(input.payout_id);
+      },
+    },
+    { ...input.poll, history_events_max: HISTORY_EVENTS_MAX },
+    { own_history: true },
+  );
+  // The PSP call is idempotent by our payout id: the next run finds the same payout.
+  if (!waited.decided) await continueAsNew<typeof PayoutWorkflow>(input);
   return await books.settlePayout(outcome);
 }
 

@@ -15,7 +15,7 @@ import { orderWorkflowId, reconciliationWorkflowId } from '../domain/workflow-id
 import { previousDay } from '../recon/dates';
 import type { RunTotals } from '../recon/store';
 import { DATABASE_STEP, PSP_CALL } from './retry-policies';
-import { pspUpdateSignal } from './signals';
+import { pspUpdateSignal } from './contract';
 
 type ReconSteps = Pick<Activities, 'beginReconRun' | 'failReconRun' | 'finishReconRun' | 'listReconAutoFixes' | 'noteReconItem' | 'recheckReconAutoFixes'>;
 
@@ -91,11 +91,12 @@ export async function ReconciliationWorkflow(input: ReconciliationInput): Promis
 }
 
 /** Null when the order's workflow got the PSP's answer; else why not (kept on the item). */
-async function signalFix(run: ReconRunRef, fix: { order_id: string; psp_id: string }): Promise<string | null> {
+async function signalFix(run: ReconRunRef, fix: { order_id: string; psp_id: string; workflow_id?: string }): Promise<string | null> {
   try {
     const charge = await psp.fetchChargeForRecon(fix.psp_id);
     if (charge.status !== 'succeeded') return `not auto-fixed: the PSP now says ${charge.status}`;
-    await getExternalWorkflowHandle(orderWorkflowId(fix.order_id)).signal(pspUpdateSignal, { event_id: `recon:${run.run_id}:${fix.psp_id}`, charge });
+    // Fixes listed before v7 name no workflow: theirs was the order's own.
+    await getExternalWorkflowHandle(fix.workflow_id ?? orderWorkflowId(fix.order_id)).signal(pspUpdateSignal, { event_id: `recon:${run.run_id}:${fix.psp_id}`, charge });
     return null;
   } catch (err) {
     if (err instanceof ActivityFailure) return `not auto-fixed: the PSP could not be asked (${err.cause?.message ?? err.message})`;

@@ -51,3 +51,18 @@ export const LOCAL_DATABASE_STEP: LocalActivityOptions = {
   localRetryThreshold: '10s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
 };
+
+/**
+ * The PSP call as a local activity (v7): run in the worker that runs the payment, recorded as one
+ * marker, so a payment whose PSP answers at once needs one workflow task. Safe because every PSP
+ * step is idempotent by key and asks the PSP first on a repeat; a crashed worker is noticed when
+ * the workflow task times out, and its successor runs the step again. Backoff past
+ * `localRetryThreshold` is a durable timer; attempts run out as PSP_CALL's do (then the order parks).
+ */
+export function localPspCallWith(attempts_max: number | undefined): LocalActivityOptions {
+  return {
+    startToCloseTimeout: PSP_CALL.startToCloseTimeout,
+    localRetryThreshold: '10s',
+    retry: { ...PSP_CALL.retry, ...(attempts_max === undefined ? {} : { maximumAttempts: attempts_max }) },
+  };
+}

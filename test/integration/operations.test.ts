@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createLogger } from '../../src/logger';
-import { SA } from '../../src/workflows/search-attributes';
+import { SA } from '../../src/workflows/contract';
 import { relayOnce } from '../../src/services/workflow-starter';
 import { call, DEFAULT_TEST_TIMINGS, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 import { freePort } from '../support/processes';

@@ -10,10 +10,9 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, ChargeOutcome, OperatorCommand, PspChargeUpdate } from '../activities';
-import { DATABASE_STEP, LOCAL_DATABASE_STEP, pspCallWith } from './retry-policies';
-import { SA } from './search-attributes';
-import { operatorCommandSignal, pspUpdateSignal } from './signals';
+import type { Activities, ChargeOutcome, OperatorCommand, PspChargeUpdate } from '../../activities';
+import { DATABASE_STEP, LOCAL_DATABASE_STEP, pspCallWith } from '../retry-policies';
+import { SA, operatorCommandSignal, pspUpdateSignal } from '../contract';
 
 type PspSteps = Pick<Activities, 'chargeOrder' | 'pollCharge' | 'cancelOrder'>;
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
