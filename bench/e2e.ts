@@ -2,7 +2,8 @@
  * End-to-end load benchmark: an open-loop generator against the production path (API →
  * PaymentWorkflow → PaymentOrderWorkflow → activities → PSP, PostgreSQL).
  *
- *   npm run bench -- --rate R --duration S --orders K [--tokens MIX] [--find-max] [--ceiling] [--url URL --key KEY]
+ *   npm run bench -- --rate R --duration S --orders K [--tokens MIX] [--find-max] [--ceiling [--ceiling-shape S]]
+ *                    [--overload [M] [--sustainable R]] [--url URL --key KEY]
  *
  * By default it starts its own stack (Temporal dev server in memory, sandbox PSP, worker, API as
  * separate processes; fresh databases and merchant), and gives it all back at the end, on
@@ -13,19 +14,21 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { createDb, type Knex } from '../src/db';
 import { ROOT } from '../src/dev/run-ts';
-import { orderWorkflowId, paymentWorkflowId } from '../src/domain/workflow-ids';
+import { PAYMENT_STATUSES, isPaymentTerminal } from '../src/domain/status';
 import { measureCeiling, type CeilingResult } from './ceiling/run';
 import { LIMITS, USAGE, UsageError, parseArgs, type Options } from './e2e/args';
-import { runStep, type Plan, type Target } from './e2e/load';
-import { humanTable, writeReports, type Report, type StepReport } from './e2e/report';
+import { temporalCosts } from './e2e/costs';
+import { runStep, type Plan, type StepOutcome, type Target } from './e2e/load';
+import { humanTable, writeReports, type OverloadReport, type Report, type StepReport } from './e2e/report';
 import { emptyStack, startStack, stopStack, type Stack } from './e2e/stack';
-import { ProcSampler, postgresPids, round1 } from './e2e/stats';
+import { ProcSampler, cpuMsPerPayment, postgresPids, round1, type ProcessUsage } from './e2e/stats';
 
 const URL_CHECK_TIMEOUT_MS = 3_000;
 const POLL_POOL_MAX = 2;
+const TERMINAL_PAYMENT_STATUSES = PAYMENT_STATUSES.filter(isPaymentTerminal);
+const IDS_PER_QUERY = 1_000;
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -62,17 +65,22 @@ function sampler(stack: Stack): ProcSampler {
   });
 }
 
-async function oneStep(run: Run, target: Target, rate_per_s: number): Promise<StepReport> {
+async function oneStep(run: Run, target: Target, rate_per_s: number, phase: StepReport['phase'] = 'load'): Promise<StepOutcome & { step: StepReport }> {
   const o = run.options;
-  const plan: Plan = { rate_per_s, warmup_s: o.warmup_s, duration_s: o.duration_s, orders: o.orders, tokens: o.tokens };
+  // An overload step waits for its backlog to drain (bounded); a load step keeps load.ts's default.
+  const drain_timeout_ms = phase === 'overload' ? LIMITS.overload_drain_max_s * 1_000 : undefined;
+  const plan: Plan = { rate_per_s, warmup_s: o.warmup_s, duration_s: o.duration_s, orders: o.orders, tokens: o.tokens, drain_timeout_ms };
   const procs = sampler(run.stack);
-  let processes = {};
-  progress(`rate ${rate_per_s}/s for ${o.warmup_s} s warm-up + ${o.duration_s} s`);
-  const result = await runStep(target, plan, { windowStart: () => procs.start(), windowEnd: () => (processes = procs.stop()) });
+  let processes: Record<string, ProcessUsage> = {};
+  progress(`${phase === 'overload' ? 'overload: ' : ''}rate ${rate_per_s}/s for ${o.warmup_s} s warm-up + ${o.duration_s} s`);
+  const outcome = await runStep(target, plan, { windowStart: () => procs.start(), windowEnd: () => (processes = procs.stop()) });
+  const result = outcome.result;
   const errors = Object.keys(result.errors_by_code).length > 0;
-  const sustainable = !errors && result.not_completed === 0 && (result.completion_latency_ms.p99 ?? Infinity) <= LIMITS.find_max_p99_ms;
-  progress(`  accepted ${result.accepted_per_s}/s, completed ${result.completed_per_s}/s, completion p99 ${result.completion_latency_ms.p99} ms, errors ${JSON.stringify(result.errors_by_code)}`);
-  return { rate_per_s, ...result, processes, sustainable };
+  // Refusals mean the door is shedding load: past capacity, so not a sustainable rate either.
+  const sustainable = !errors && result.refused === 0 && result.not_completed === 0 && (result.completion_latency_ms.p99 ?? Infinity) <= LIMITS.find_max_p99_ms;
+  progress(`  accepted ${result.accepted_per_s}/s, refused ${result.refused_per_s}/s, completed ${result.completed_per_s}/s, completion p99 ${result.completion_latency_ms.p99} ms, 5xx ${result.http_5xx}, errors ${JSON.stringify(result.errors_by_code)}`);
+  const cpu_ms_per_payment = cpuMsPerPayment(processes, result.completed_in_window);
+  return { ...outcome, step: { phase, rate_per_s, ...result, processes, cpu_ms_per_payment, sustainable } };
 }
 
 /** --find-max: x1.5 per step from --rate until a step is not sustainable (bounded in steps and rate). */
@@ -80,7 +88,7 @@ async function findMax(run: Run, target: Target): Promise<StepReport[]> {
   const steps: StepReport[] = [];
   let rate = run.options.rate_per_s;
   for (let i = 0; i < LIMITS.find_max_steps_max && rate <= LIMITS.rate_per_s_max; i++) {
-    const step = await oneStep(run, target, round1(rate));
+    const { step } = await oneStep(run, target, round1(rate));
     steps.push(step);
     if (!step.sustainable) break;
     rate *= LIMITS.find_max_growth;
@@ -94,30 +102,61 @@ async function pgStats(db: Knex): Promise<Record<string, number>> {
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)]));
 }
 
-/** Events in one real, succeeded payment's histories: the parent's and its children's. */
-async function historyEvents(run: Run): Promise<Record<string, number>> {
-  const db = run.db;
-  const address = run.stack.temporal_address;
-  if (db === null || address === null) return {};
-  const payment = await db('payment_event').where({ status: 'succeeded' }).first<{ id: string } | undefined>('id');
-  if (payment === undefined) return {};
-  const orders = await db('payment_order').where({ payment_id: payment.id }).select<{ id: string }[]>('id');
-  const connection = await Connection.connect({ address });
-  try {
-    const client = new Client({ connection });
-    const count = async (id: string) => ((await client.workflow.getHandle(id).fetchHistory()).events ?? []).length;
-    const parent = await count(paymentWorkflowId(payment.id));
-    const children = await Promise.all(orders.map((o) => count(orderWorkflowId(o.id))));
-    return { history_events_parent: parent, history_events_per_order: children[0] ?? 0, history_events_total: parent + children.reduce((a, b) => a + b, 0) };
-  } finally {
-    await connection.close();
+/** Accepted payments whose row is not in a terminal status (or missing: that would be a lost payment). */
+async function notTerminal(db: Knex, ids: string[]): Promise<number> {
+  let open = 0;
+  for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+    const chunk = ids.slice(i, i + IDS_PER_QUERY);
+    const row = await db('payment_event').whereIn('id', chunk).whereIn('status', TERMINAL_PAYMENT_STATUSES).count<{ n: string }[]>('* as n');
+    open += chunk.length - Number(row[0]?.n ?? 0);
   }
+  return open;
 }
 
-function buildReport(run: Run, run_id: string, steps: StepReport[], extra: { per_payment: Record<string, number> | null; ceiling: CeilingResult | null }): Report {
+/**
+ * --overload: MULTIPLE x the sustainable rate for --duration s, then the drain (bounded). The
+ * base is the last sustainable --find-max step, --sustainable, or — when no step was sustainable —
+ * the first step's rate, and the report says which.
+ */
+async function overloadStep(run: Run, target: Target, steps: StepReport[]): Promise<{ step: StepReport; overload: OverloadReport }> {
   const o = run.options;
-  const best = o.find_max ? [...steps].reverse().find((s) => s.sustainable) : undefined;
-  const shown = best ?? steps[steps.length - 1] ?? steps[0];
+  const multiple = o.overload_multiple ?? LIMITS.overload_multiple_default;
+  const best = [...steps].reverse().find((s) => s.sustainable);
+  const base = o.sustainable_per_s ?? best?.rate_per_s ?? o.rate_per_s;
+  const sustainable_from = o.sustainable_per_s !== null ? 'flag' : best !== undefined ? 'find_max' : 'find_max_none_sustainable';
+  const rate = Math.min(LIMITS.rate_per_s_max, round1(base * multiple));
+  const { step, accepted_ids } = await oneStep(run, target, rate, 'overload');
+  // From the database when the bench owns it (any status the app has, not just what load.ts polls for).
+  const not_terminal = run.db === null ? step.not_completed : await notTerminal(run.db, accepted_ids);
+  progress(`  drain ${step.drain_s ?? `not finished after ${LIMITS.overload_drain_max_s}`} s; ${not_terminal} of ${accepted_ids.length} accepted not terminal`);
+  const { timeline, ...summary } = step;
+  const overload: OverloadReport = {
+    multiple,
+    sustainable_rate_per_s: base,
+    sustainable_from,
+    ...summary,
+    drain_max_s: LIMITS.overload_drain_max_s,
+    accepted_total: accepted_ids.length,
+    not_terminal_after_drain: not_terminal,
+    all_terminal_after_drain: not_terminal === 0,
+    terminal_source: run.db === null ? 'api' : 'database',
+    timeline,
+  };
+  return { step, overload };
+}
+
+interface Extra {
+  per_payment: Record<string, number> | null;
+  ceiling: CeilingResult | null;
+  overload: OverloadReport | null;
+}
+
+function buildReport(run: Run, run_id: string, steps: StepReport[], extra: Extra): Report {
+  const o = run.options;
+  const load = steps.filter((s) => s.phase === 'load');
+  const best = o.find_max ? [...load].reverse().find((s) => s.sustainable) : undefined;
+  // The top-level keys describe a load step; a --sustainable overload run has only its overload step.
+  const shown = best ?? load[load.length - 1] ?? steps[steps.length - 1];
   if (shown === undefined) throw new Error('no step ran');
   const { timeline, ...summary } = shown;
   const ceiling_per_s = extra.ceiling?.ceiling_per_s ?? null;
@@ -135,25 +174,39 @@ function buildReport(run: Run, run_id: string, steps: StepReport[], extra: { per
     max_sustainable_rate_per_s: o.find_max ? (best?.rate_per_s ?? null) : null,
     steps: steps.map(({ timeline: _t, ...s }) => s),
     per_payment: extra.per_payment,
+    ceiling_shape: extra.ceiling?.shape ?? null,
     ceiling_per_s,
     ratio_to_ceiling: ceiling_per_s === null || ceiling_per_s === 0 ? null : Math.round((summary.completed_per_s / ceiling_per_s) * 1000) / 1000,
+    overload: extra.overload,
     timeline,
   };
+}
+
+async function perPayment(run: Run, before: Record<string, number>): Promise<Record<string, number>> {
+  const db = run.db;
+  if (db === null) return {};
+  const after = await pgStats(db);
+  const payments = Math.max(1, await completedTotal(db));
+  const address = run.stack.temporal_address;
+  const temporal = address === null ? {} : await temporalCosts(db, address);
+  const db_costs = Object.fromEntries(Object.entries(after).map(([k, v]) => [`db_${k}`, round1((v - (before[k] ?? 0)) / payments)]));
+  return { psp_charges: run.options.orders, ...temporal, ...db_costs };
 }
 
 async function measure(run: Run, run_id: string): Promise<Report> {
   const o = run.options;
   const target: Target = { api_url: run.stack.api_url, api_key: run.stack.api_key ?? '', db: run.db };
   const before = run.db === null ? null : await pgStats(run.db);
-  const steps = o.find_max ? await findMax(run, target) : [await oneStep(run, target, o.rate_per_s)];
-  let per_payment: Record<string, number> | null = null;
-  if (run.db !== null && before !== null) {
-    const after = await pgStats(run.db);
-    const payments = Math.max(1, await completedTotal(run.db));
-    per_payment = { psp_charges: o.orders, ...(await historyEvents(run)), ...Object.fromEntries(Object.entries(after).map(([k, v]) => [`db_${k}`, round1((v - (before[k] ?? 0)) / payments)])) };
+  const steps = o.find_max ? await findMax(run, target) : o.sustainable_per_s === null ? [(await oneStep(run, target, o.rate_per_s)).step] : [];
+  let overload: OverloadReport | null = null;
+  if (o.overload_multiple !== null) {
+    const result = await overloadStep(run, target, steps);
+    steps.push(result.step);
+    overload = result.overload;
   }
+  const per_payment = before === null ? null : await perPayment(run, before);
   const ceiling = o.ceiling ? await ceilingStep(run) : null;
-  return buildReport(run, run_id, steps, { per_payment, ceiling });
+  return buildReport(run, run_id, steps, { per_payment, ceiling, overload });
 }
 
 async function completedTotal(db: Knex): Promise<number> {
@@ -162,7 +215,7 @@ async function completedTotal(db: Knex): Promise<number> {
 }
 
 async function ceilingStep(run: Run): Promise<CeilingResult> {
-  progress(`ceiling: no-op workflows of the same shape, ${run.options.warmup_s} s warm-up + ${run.options.duration_s} s`);
+  progress(`ceiling: no-op workflows, shape ${run.options.ceiling_shape}, ${run.options.warmup_s} s warm-up + ${run.options.duration_s} s`);
   const result = await measureCeiling(run.stack, run.options);
   progress(`  ceiling ${result.ceiling_per_s}/s (${result.completed} done, ${result.failed} failed)`);
   return result;

@@ -1,7 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { hasPoller, spawnEntry, waitUntil, type Stack } from '../e2e/stack';
+import type { CeilingShape } from '../e2e/args';
 import { round1 } from '../e2e/stats';
-import { CeilingPaymentWorkflow } from './workflows';
+import { CeilingLeanWorkflow, CeilingMixedWorkflow, CeilingPaymentWorkflow } from './workflows';
+
+const WORKFLOW_OF_SHAPE = { lean: CeilingLeanWorkflow, mixed: CeilingMixedWorkflow, children: CeilingPaymentWorkflow } as const;
 
 /**
  * Ceiling: how many no-op payments of the same shape per second Temporal and one worker finish
@@ -18,6 +21,7 @@ const LIMITS = {
 } as const;
 
 export interface CeilingResult {
+  shape: CeilingShape;
   ceiling_per_s: number;
   completed: number;
   failed: number;
@@ -28,6 +32,7 @@ interface Window {
   warmup_s: number;
   duration_s: number;
   orders: number;
+  ceiling_shape: CeilingShape;
 }
 
 export async function measureCeiling(stack: Stack, w: Window): Promise<CeilingResult> {
@@ -61,7 +66,7 @@ async function closedLoop(client: Client, task_queue: string, hex: string, w: Wi
       const payment_id = `ceil_${hex}_${n}`;
       const order_ids = Array.from({ length: w.orders }, (_, j) => `${payment_id}_${j}`);
       const ok = await client.workflow
-        .execute(CeilingPaymentWorkflow, { taskQueue: task_queue, workflowId: `ceiling-payment-${payment_id}`, args: [{ payment_id, order_ids }], workflowExecutionTimeout: LIMITS.execute_timeout_ms })
+        .execute(WORKFLOW_OF_SHAPE[w.ceiling_shape], { taskQueue: task_queue, workflowId: `ceiling-payment-${payment_id}`, args: [{ payment_id, order_ids }], workflowExecutionTimeout: LIMITS.execute_timeout_ms })
         .then(() => true, () => false);
       const end = Date.now();
       if (++finished === LIMITS.in_flight) {
@@ -75,5 +80,5 @@ async function closedLoop(client: Client, task_queue: string, hex: string, w: Wi
     }
   };
   await Promise.all(Array.from({ length: LIMITS.in_flight }, lane));
-  return { ceiling_per_s: round1(completed / w.duration_s), completed, failed, in_flight: LIMITS.in_flight };
+  return { shape: w.ceiling_shape, ceiling_per_s: round1(completed / w.duration_s), completed, failed, in_flight: LIMITS.in_flight };
 }

@@ -1,12 +1,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StepResult, TimelinePoint } from './load';
+import { round1 } from './stats';
+import type { CeilingShape } from './args';
 import type { ProcessUsage } from './stats';
 
 export interface StepReport extends StepResult {
+  phase: 'load' | 'overload';
   rate_per_s: number;
   processes: Record<string, ProcessUsage>;
+  /** Window CPU / payments completed in the window, per process and `total`; null if none completed. */
+  cpu_ms_per_payment: Record<string, number> | null;
   sustainable: boolean;
+}
+
+/** --overload: the overload step's numbers plus the drain verdict. */
+export interface OverloadReport extends Omit<StepReport, 'timeline'> {
+  multiple: number;
+  sustainable_rate_per_s: number;
+  sustainable_from: 'find_max' | 'flag' | 'find_max_none_sustainable';
+  drain_max_s: number;
+  accepted_total: number; // warm-up included: every one of them must end terminal
+  not_terminal_after_drain: number;
+  all_terminal_after_drain: boolean;
+  terminal_source: 'database' | 'api';
+  timeline: TimelinePoint[];
 }
 
 export interface Report extends Omit<StepReport, 'timeline'> {
@@ -22,16 +40,45 @@ export interface Report extends Omit<StepReport, 'timeline'> {
   max_sustainable_rate_per_s: number | null; // --find-max
   steps: Omit<StepReport, 'timeline'>[];
   per_payment: Record<string, number> | null;
+  ceiling_shape: CeilingShape | null;
   ceiling_per_s: number | null;
   ratio_to_ceiling: number | null;
+  overload: OverloadReport | null;
   timeline: TimelinePoint[];
 }
 
 const fmt = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
 
+const STEP_HEADER = ['rate/s', 'sent', 'accepted/s', 'refused/s', 'completed/s', 'accept p50 ms', 'accept p99 ms', 'accept max ms', 'done p50 ms', 'done p99 ms', '5xx', 'errors', 'cpu ms/pay', 'ok'];
+
 function stepRow(s: Omit<StepReport, 'timeline'>): string[] {
   const errors = Object.entries(s.errors_by_code).map(([code, n]) => `${code}:${n}`).join(' ') || '0';
-  return [fmt(s.rate_per_s), fmt(s.sent), fmt(s.accepted_per_s), fmt(s.completed_per_s), fmt(s.accept_latency_ms.p50), fmt(s.accept_latency_ms.p99), fmt(s.accept_latency_ms.max), fmt(s.completion_latency_ms.p50), fmt(s.completion_latency_ms.p99), errors, s.sustainable ? 'yes' : 'no'];
+  const rate = s.phase === 'overload' ? `${fmt(s.rate_per_s)} overload` : fmt(s.rate_per_s);
+  return [
+    rate, fmt(s.sent), fmt(s.accepted_per_s), fmt(s.refused_per_s), fmt(s.completed_per_s),
+    fmt(s.accept_latency_ms.p50), fmt(s.accept_latency_ms.p99), fmt(s.accept_latency_ms.max), fmt(s.completion_latency_ms.p50), fmt(s.completion_latency_ms.p99),
+    fmt(s.http_5xx), errors, fmt(s.cpu_ms_per_payment?.total), s.sustainable ? 'yes' : 'no',
+  ];
+}
+
+function overloadLines(o: OverloadReport | null): string[] {
+  if (o === null) return [];
+  const errors = Object.entries(o.errors_by_code).map(([code, n]) => `${code}:${n}`).join(' ') || '0';
+  return [
+    '',
+    `overload: ${o.multiple} x ${o.sustainable_rate_per_s}/s (sustainable rate from ${o.sustainable_from}) = ${o.rate_per_s}/s offered for ${o.sent} requests`,
+    `  accepted ${o.accepted_per_s}/s (accept p99 ${fmt(o.accept_latency_ms.p99)} ms), refused ${o.refused} (${o.refused_per_s}/s, 429 capacity_exceeded), completed ${o.completed_per_s}/s in the window`,
+    `  5xx ${o.http_5xx}, errors ${errors}`,
+    `  drain ${o.drain_s === null ? `not finished within ${o.drain_max_s}` : o.drain_s} s after the offered load; ${o.not_terminal_after_drain} of ${o.accepted_total} accepted payments not terminal (${o.terminal_source}): all terminal ${o.all_terminal_after_drain ? 'yes' : 'NO'}`,
+  ];
+}
+
+function processTable(r: Report): string {
+  const names = Object.keys(r.processes);
+  const per = r.cpu_ms_per_payment;
+  const rows = names.map((name) => [name, fmt(r.processes[name]?.cpu_pct), fmt(r.processes[name]?.cpu_ms), fmt(per?.[name]), fmt(r.processes[name]?.rss_mb_max)]);
+  rows.push(['total', fmt(round1(names.reduce((a, n) => a + (r.processes[n]?.cpu_pct ?? 0), 0))), fmt(names.reduce((a, n) => a + (r.processes[n]?.cpu_ms ?? 0), 0)), fmt(per?.total), '']);
+  return table(['process', 'cpu %', 'cpu ms', 'cpu ms/payment', 'rss max MB'], rows);
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -41,21 +88,21 @@ function table(header: string[], rows: string[][]): string {
 }
 
 export function humanTable(r: Report): string {
-  const steps = table(['rate/s', 'sent', 'accepted/s', 'completed/s', 'accept p50 ms', 'accept p99 ms', 'accept max ms', 'done p50 ms', 'done p99 ms', 'errors', 'ok'], r.steps.map(stepRow));
-  const procs = table(['process', 'cpu %', 'rss max MB'], Object.entries(r.processes).map(([name, u]) => [name, fmt(u.cpu_pct), fmt(u.rss_mb_max)]));
+  const steps = table(STEP_HEADER, r.steps.map(stepRow));
   const lines = [
     `bench ${r.run_id} ${r.finished_at}  ${r.machine.cpus} cpu ${r.machine.cpu_model}`,
     `orders/payment ${r.orders_per_payment}, tokens ${r.tokens}, window ${r.duration_s} s after ${r.warmup_s} s warm-up`,
     '',
     steps,
     '',
-    `sent ${r.sent} = accepted ${r.accepted} + rejected ${r.rejected}; completed ${r.completed}, not completed ${r.not_completed}; statuses ${JSON.stringify(r.statuses)}`,
-    r.max_sustainable_rate_per_s === null ? '' : `max sustainable rate: ${r.max_sustainable_rate_per_s}/s (completion p99 <= 2000 ms, no errors)`,
-    r.ceiling_per_s === null ? '' : `ceiling (no-op workflows, same shape): ${r.ceiling_per_s}/s; payments/s / ceiling/s = ${fmt(r.ratio_to_ceiling)}`,
+    `sent ${r.sent} = accepted ${r.accepted} + rejected ${r.rejected} (refused ${r.refused}); completed ${r.completed}, not completed ${r.not_completed}; statuses ${JSON.stringify(r.statuses)}`,
+    r.max_sustainable_rate_per_s === null ? '' : `max sustainable rate: ${r.max_sustainable_rate_per_s}/s (completion p99 <= 2000 ms, no errors, none refused)`,
+    r.ceiling_per_s === null ? '' : `ceiling (no-op workflows, shape ${r.ceiling_shape ?? '-'}): ${r.ceiling_per_s}/s; payments/s / ceiling/s = ${fmt(r.ratio_to_ceiling)}`,
     r.per_payment === null ? '' : `per payment: ${Object.entries(r.per_payment).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    ...overloadLines(r.overload),
     '',
-    `processes (reported step's window; 100 % = one core):`,
-    procs,
+    `processes (reported step's window; 100 % = one core; cpu ms/payment = window CPU / ${r.completed_in_window} payments completed in it):`,
+    processTable(r),
   ];
   return `${lines.filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n')}\n`;
 }
@@ -90,14 +137,13 @@ function panel(title: string, unit: string, top: number, tl: TimelinePoint[], se
   ].join('\n');
 }
 
-export function svgChart(r: Report): string {
-  const tl = r.timeline;
+export function svgChart(tl: TimelinePoint[]): string {
   const height = SVG.margin_t + 2 * SVG.panel_h + SVG.gap + 30;
   const top2 = SVG.margin_t + SVG.panel_h + SVG.gap;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${SVG.width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    panel('throughput per second', 'payments/s', SVG.margin_t, tl, [['sent', '#888', (p) => p.sent], ['accepted', '#1f77b4', (p) => p.accepted], ['completed', '#2ca02c', (p) => p.completed]]),
+    panel('throughput per second', 'payments/s', SVG.margin_t, tl, [['sent', '#888', (p) => p.sent], ['accepted', '#1f77b4', (p) => p.accepted], ['refused', '#ff7f0e', (p) => p.refused], ['completed', '#2ca02c', (p) => p.completed]]),
     panel('p99 latency per second', 'ms', top2, tl, [['accept p99', '#1f77b4', (p) => p.accept_p99_ms], ['completion p99', '#d62728', (p) => p.completion_p99_ms]]),
     '</svg>',
     '',
@@ -110,6 +156,11 @@ export function writeReports(out_dir: string, r: Report): string[] {
   const files = [`${base}.json`, `${base}.txt`, `${base}.svg`];
   fs.writeFileSync(files[0] ?? '', `${JSON.stringify(r, null, 2)}\n`);
   fs.writeFileSync(files[1] ?? '', humanTable(r));
-  fs.writeFileSync(files[2] ?? '', svgChart(r));
+  fs.writeFileSync(files[2] ?? '', svgChart(r.timeline));
+  if (r.overload !== null) {
+    // The overload window and its drain: goodput over time is the picture that matters there.
+    files.push(`${base}-overload.svg`);
+    fs.writeFileSync(files[3] ?? '', svgChart(r.overload.timeline));
+  }
   return files;
 }

@@ -56,7 +56,25 @@ export function postgresPids(): number[] {
 
 export interface ProcessUsage {
   cpu_pct: number; // average over the window; 100 = one core busy
+  cpu_ms: number; // user + system CPU spent in the window
   rss_mb_max: number;
+}
+
+/**
+ * CPU ms per completed payment for each process group and their total: the window's CPU over the
+ * payments that reached a terminal status in the same window (steady state: what one payment costs).
+ * Null when none completed (nothing to divide by).
+ */
+export function cpuMsPerPayment(usage: Record<string, ProcessUsage>, completed: number): Record<string, number> | null {
+  if (completed <= 0) return null;
+  const per: Record<string, number> = {};
+  let total = 0;
+  for (const [name, u] of Object.entries(usage)) {
+    per[name] = round1(u.cpu_ms / completed);
+    total += u.cpu_ms;
+  }
+  per.total = round1(total / completed);
+  return per;
 }
 
 /** Samples named process groups once a second; usage() covers start() .. now. */
@@ -87,7 +105,7 @@ export class ProcSampler {
       const first = this.first.get(name) ?? new Map<number, number>();
       let ticks = 0;
       for (const [pid, end] of this.last.get(name) ?? []) ticks += end - (first.get(pid) ?? 0);
-      usage[name] = { cpu_pct: round1((100 * ticks) / CLOCK_TICKS_PER_S / elapsed_s), rss_mb_max: round1((this.rss_kb_max.get(name) ?? 0) / 1024) };
+      usage[name] = { cpu_pct: round1((100 * ticks) / CLOCK_TICKS_PER_S / elapsed_s), cpu_ms: Math.round((1_000 * ticks) / CLOCK_TICKS_PER_S), rss_mb_max: round1((this.rss_kb_max.get(name) ?? 0) / 1024) };
     }
     return usage;
   }
