@@ -69,6 +69,7 @@ function overloadLines(o: OverloadReport | null): string[] {
     `overload: ${o.multiple} x ${o.sustainable_rate_per_s}/s (sustainable rate from ${o.sustainable_from}) = ${o.rate_per_s}/s offered for ${o.sent} requests`,
     `  accepted ${o.accepted_per_s}/s (accept p99 ${fmt(o.accept_latency_ms.p99)} ms), refused ${o.refused} (${o.refused_per_s}/s, 429 capacity_exceeded), completed ${o.completed_per_s}/s in the window`,
     `  5xx ${o.http_5xx}, errors ${errors}`,
+    `  cpu ms/payment: ${Object.entries(o.cpu_ms_per_payment ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`,
     `  drain ${o.drain_s === null ? `not finished within ${o.drain_max_s}` : o.drain_s} s after the offered load; ${o.not_terminal_after_drain} of ${o.accepted_total} accepted payments not terminal (${o.terminal_source}): all terminal ${o.all_terminal_after_drain ? 'yes' : 'NO'}`,
   ];
 }
