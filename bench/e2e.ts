@@ -1,6 +1,7 @@
 /**
  * End-to-end load benchmark: an open-loop generator against the production path (API →
- * PaymentWorkflow → PaymentOrderWorkflow → activities → PSP, PostgreSQL).
+ * admission → payment workflow → activities → PSP, PostgreSQL). It assumes no workflow shape:
+ * per-payment Temporal costs are summed over every execution carrying the payment's PaymentId.
  *
  *   npm run bench -- --rate R --duration S --orders K [--tokens MIX] [--find-max] [--ceiling [--ceiling-shape S]]
  *                    [--overload [M] [--sustainable R]] [--url URL --key KEY]

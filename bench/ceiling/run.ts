@@ -7,8 +7,8 @@ import { CeilingLeanWorkflow, CeilingMixedWorkflow, CeilingPaymentWorkflow } fro
 const WORKFLOW_OF_SHAPE = { lean: CeilingLeanWorkflow, mixed: CeilingMixedWorkflow, children: CeilingPaymentWorkflow } as const;
 
 /**
- * Ceiling: how many no-op payments of the same shape per second Temporal and one worker finish
- * on this box. Closed loop on purpose (a fixed number of payments in flight, each started as the
+ * Ceiling: how many no-op payments of the chosen shape (./workflows.ts) per second Temporal and
+ * one worker finish on this box. Closed loop on purpose (a fixed number of payments in flight, each started as the
  * previous one finishes): the aim is the most the pair can do, not latency at a given rate.
  */
 const LIMITS = {
