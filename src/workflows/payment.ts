@@ -1,4 +1,4 @@
-import { ActivityFailure, condition, continueAsNew, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, condition, continueAsNew, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ChargeOutcome, OperatorCommand, PspChargeUpdate } from '../activities';
 import type { PaymentStatus } from '../domain/status';
 import {
@@ -230,7 +230,7 @@ async function withOperator(run: Run, track: OrderTrack, call: () => Promise<Cha
       try {
         return await call();
       } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isStepFailure(err)) throw err;
         reason = reasonOf(err);
       }
     }
@@ -263,14 +263,24 @@ async function parkUntilOperator(run: Run, track: OrderTrack, first_reason: stri
     try {
       return await run.psp.cancelOrder(track.id, decision.reason);
     } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
+      if (!isStepFailure(err)) throw err;
       reason = reasonOf(err); // e.g. the charge is still undecided: stay parked, say why
     }
   }
 }
 
-function reasonOf(err: ActivityFailure): string {
-  return `${err.cause?.message ?? err.message}`.slice(0, REASON_CHARS_MAX);
+/**
+ * A step that ran out of attempts. A local activity's failure reaches the workflow as the
+ * activity's own error (an ApplicationFailure, or a TimeoutFailure), not wrapped in an
+ * ActivityFailure as a regular activity's is.
+ */
+function isStepFailure(err: unknown): err is ActivityFailure | ApplicationFailure | TimeoutFailure {
+  return err instanceof ActivityFailure || err instanceof ApplicationFailure || err instanceof TimeoutFailure;
+}
+
+function reasonOf(err: ActivityFailure | ApplicationFailure | TimeoutFailure): string {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return `${cause?.message ?? err.message}`.slice(0, REASON_CHARS_MAX);
 }
 
 /**

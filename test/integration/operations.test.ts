@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { createLogger } from '../../src/logger';
-import { SA } from '../../src/workflows/contract';
-import { relayOnce } from '../../src/services/workflow-starter';
-import { call, DEFAULT_TEST_TIMINGS, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { PaymentWorkflowV7, SA } from '../../src/workflows';
+import { call, newMerchant, settled, startTestApi, waitForPayment, type TestApi, useTestApi } from '../support/stack';
 import { freePort } from '../support/processes';
 
 let api: TestApi;
@@ -117,16 +115,15 @@ describe('workflows in Temporal', () => {
     const state = await handle.query<{ status: string; orders: Record<string, string> }>('status');
     expect(state.status).toBe('succeeded');
     expect(Object.values(state.orders)).toEqual(['succeeded', 'succeeded']);
-    // Children are findable by the same PaymentId, one per order.
-    const order = api.temporal.workflow.getHandle(`order-${created.body.orders[0].id}`);
-    expect((await order.describe()).typedSearchAttributes.get(SA.PaymentId)).toBe(created.body.id);
+    // One execution per payment: no order workflows.
+    await expect(api.temporal.workflow.getHandle(`order-${created.body.orders[0].id}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
   });
 
   it('refuses a second run of a payment workflow id', async () => {
     const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body() });
     await waitForPayment(api, key, created.body.id, settled);
     await expect(
-      api.temporal.workflow.start('PaymentWorkflow', {
+      api.temporal.workflow.start(PaymentWorkflowV7, {
         workflowId: created.body.workflow_id,
         taskQueue: api.task_queue,
         args: [{ payment_id: created.body.id, merchant_id: 'x', order_ids: [] }],
@@ -135,15 +132,13 @@ describe('workflows in Temporal', () => {
     ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
   });
 
-  it('heals a payment whose workflow never started: the retried request starts it', async () => {
+  it('accepts a payment while Temporal is down; the retried request replays it and a dispatcher starts it', async () => {
     const down = await apiWith('temporal');
     const idem = randomUUID();
     const request = body(['7.00']);
     try {
       const accepted = await call(`${down.url}/v1/payments`, { key, idempotency_key: idem, body: request });
       expect(accepted.status).toBe(201); // Temporal being down never fails the API call
-      const row = await api.db('payment_event').where({ id: accepted.body.id }).first();
-      expect(row.workflow_started_at).toBeNull();
       const replay = await call(`${api.url}/v1/payments`, { key, idempotency_key: idem, body: request });
       expect(replay.headers.get('idempotent-replayed')).toBe('true');
       const done = await waitForPayment(api, key, accepted.body.id, settled);
@@ -153,19 +148,32 @@ describe('workflows in Temporal', () => {
     }
   });
 
-  it('heals a payment whose workflow never started: the relay starts it', async () => {
-    const down = await apiWith('temporal');
+  it('heals a payment whose workflow never started: a dispatcher on its task queue that reaches Temporal starts it', async () => {
+    // A task queue of its own, no worker: only this test's two dispatchers may start the payment.
+    const task_queue = `operations-heal-${randomUUID()}`;
+    const down = await startTestApi({ task_queue, temporal_address: `127.0.0.1:${await freePort()}`, log_level: 'silent' });
+    let down_open = true;
+    let healthy: TestApi | undefined;
+    let workflow_id: string | undefined;
     try {
       const accepted = await call(`${down.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: body(['8.00']) });
       expect(accepted.status).toBe(201);
-      const started = await relayOnce({ db: api.db, temporal: api.temporal, task_queue: api.task_queue, log: createLogger('relay-test', 'silent'), timings: DEFAULT_TEST_TIMINGS }, 0);
-      expect(started).toBeGreaterThanOrEqual(1);
-      const done = await waitForPayment(api, key, accepted.body.id, settled);
-      expect(done.status).toBe('succeeded');
+      workflow_id = accepted.body.workflow_id as string;
+      await down.admission?.tick(); // tries, and fails: Temporal is down for this process
+      const unstarted = await api.db('payment_event').where({ id: accepted.body.id }).first();
+      expect(unstarted).toMatchObject({ workflow_started_at: null, task_queue });
+      await down.close(); // its dispatcher keeps trying, and would hold the row while it does
+      down_open = false;
+      healthy = await startTestApi({ task_queue, log_level: 'silent' });
+      await healthy.admission?.tick();
       const row = await api.db('payment_event').where({ id: accepted.body.id }).first();
       expect(row.workflow_started_at).not.toBeNull();
+      const description = await api.temporal.workflow.getHandle(workflow_id).describe();
+      expect(description.taskQueue).toBe(task_queue);
     } finally {
-      await down.close();
+      if (workflow_id !== undefined) await api.temporal.workflow.getHandle(workflow_id).terminate('operations test done').catch(() => undefined);
+      await healthy?.close();
+      if (down_open) await down.close();
     }
   });
 });

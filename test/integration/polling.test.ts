@@ -4,13 +4,14 @@ import { settled, waitForPayment } from '../support/stack';
 
 /**
  * Lost webhooks: this stack's sandbox drops every event, so a delayed PSP decision reaches us
- * only by the order workflow polling the PSP (from 1 s, backing off to 4 s). The history limit
- * for a waiting order is set very low (30 events), so waiting orders also continue as new.
+ * only by the payment workflow polling the PSP (from 1 s, backing off to 4 s). The history limit
+ * for a waiting payment is set to the lowest allowed (20 events, about two polls), so waiting
+ * payments also continue as new.
  */
 let stack: AsyncStack;
 beforeAll(async () => {
   stack = await startAsyncStack('polling', {
-    api_env: { PSP_POLL_INITIAL_MS: '1000', PSP_POLL_MAX_MS: '4000', WAIT_HISTORY_EVENTS_MAX: '30' },
+    api_env: { PSP_POLL_INITIAL_MS: '1000', PSP_POLL_MAX_MS: '4000', WAIT_HISTORY_EVENTS_MAX: '20' },
     sandbox_env: { SANDBOX_WEBHOOK_DROP_RATE: '1' },
   });
 });
@@ -35,11 +36,11 @@ it.each([
   const history = await statusHistory(stack.api.db, created.body.id);
   expect(sequenceOf(history, order_id)).toEqual(['not_started', 'executing', 'pending', status]);
   expectForwardOnly(history);
-  // The wait outgrew the history limit: the order workflow continued as new, and still finished.
+  // The wait outgrew the history limit: the payment workflow continued as new, and still finished.
   await stack.api.temporal.workflow.getHandle(done.workflow_id).result();
-  const runs = await until('visibility shows the finished order workflow', async () => {
+  const runs = await until('visibility shows the finished payment workflow', async () => {
     const seen: string[] = [];
-    for await (const run of stack.api.temporal.workflow.list({ query: `WorkflowId = "order-${order_id}"` })) seen.push(run.status.name);
+    for await (const run of stack.api.temporal.workflow.list({ query: `WorkflowId = "${done.workflow_id}"` })) seen.push(run.status.name);
     return seen.includes('COMPLETED') ? seen : null;
   });
   expect(runs.length).toBeGreaterThanOrEqual(2);

@@ -175,7 +175,7 @@ describe('differences', () => {
     const items = await stack.api.db('recon_item').where('updated_at', '>=', run.started_at).orderBy('id');
     const by = (order_id: string | null, cls: string) => items.filter((i) => i.order_id === order_id && i.class === cls);
     expect(by(A!.id, 'missing_at_psp')).toEqual([expect.objectContaining({ status: 'open', field: 'line', psp_value: 'no line' })]);
-    expect(by(B!.id, 'amount_mismatch')).toEqual([expect.objectContaining({ status: 'open', field: 'amount', our_value: '1000', psp_value: '1100', workflow_id: `order-${B!.id}` })]);
+    expect(by(B!.id, 'amount_mismatch')).toEqual([expect.objectContaining({ status: 'open', field: 'amount', our_value: '1000', psp_value: '1100', workflow_id: `payment-${b!.id}` })]);
     expect(by(C!.id, 'currency_mismatch')).toEqual([expect.objectContaining({ field: 'currency', our_value: 'USD', psp_value: 'EUR' })]);
     expect(by(D!.id, 'duplicate')).toEqual([expect.objectContaining({ status: 'open', field: 'line' })]);
     // The item first reported missing yesterday became today's timing difference (one item, resolved).
@@ -195,8 +195,8 @@ describe('differences', () => {
     expect(report.code).toBe(0);
     expect(report.stdout).toMatch(/matched: \d+ lines/);
     expect(report.stdout).toContain(`amount_mismatch: 1`);
-    expect(report.stdout).toContain(`ours 1000, PSP 1100 (order ${B!.id}, workflow order-${B!.id}`);
-    expect(report.stdout).toContain(`/namespaces/default/workflows/order-${B!.id}`);
+    expect(report.stdout).toContain(`ours 1000, PSP 1100 (order ${B!.id}, workflow payment-${b!.id}`);
+    expect(report.stdout).toContain(`/namespaces/default/workflows/payment-${b!.id}`);
   });
 
   it('lets finance resolve or write off an open item once, with a note', async () => {

@@ -15,11 +15,21 @@ const DIR = path.join(ROOT, 'test/histories');
 const files = fs.readdirSync(DIR, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json')).sort();
 
 describe('workflow replay', () => {
-  it('has recorded histories for both workflow types, from every workflow version', () => {
+  it('has recorded histories of the legacy payment and order workflows, from every legacy version', () => {
     for (const version of ['v1', 'v2', 'v3', 'v4', 'v5', 'v6']) {
       expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.payment.json'))).toBe(true);
       expect(files.some((f) => f.startsWith(`${version}/`) && f.endsWith('.order.json'))).toBe(true);
     }
+  });
+
+  it('has recorded histories of the current payment workflow (one per payment, no order workflows) in every scenario', () => {
+    const v7 = files.filter((f) => f.startsWith('v7/'));
+    for (const scenario of ['two-orders-succeeded', 'declined', 'risk-rejected', 'review-approved-by-webhook', 'review-declined-by-polling', 'three-d-secure', 'hosted-checkout', 'checkout-expired', 'all-or-nothing-captured', 'all-or-nothing-voided', 'parked-then-retried', 'parked-then-canceled']) {
+      expect(v7).toContain(`v7/${scenario}.payment.json`);
+    }
+    expect(v7.filter((f) => f.endsWith('.order.json'))).toEqual([]);
+    const first = JSON.parse(fs.readFileSync(path.join(DIR, 'v7/two-orders-succeeded.payment.json'), 'utf8')) as { events: { workflowExecutionStartedEventAttributes?: { workflowType?: { name?: string } } }[] };
+    expect(first.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe('PaymentWorkflowV7');
   });
 
   it('has recorded histories of the reconciliation, refund, payout and dispute workflows', () => {

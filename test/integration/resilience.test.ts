@@ -104,17 +104,14 @@ describe('crashes and outages', () => {
     const created = await call(`${api.url}/v1/payments`, { key, idempotency_key: randomUUID(), body: checkout() });
     expect(created.status).toBe(201);
 
-    const order_workflow = api.temporal.workflow.getHandle(`order-${created.body.orders[0].id}`);
+    // The charge is a local activity: its retries show in the worker's metrics, not in Temporal.
     await until('the charge activity has been retried', async () => {
-      const pending = (await order_workflow.describe().catch(() => null))?.raw.pendingActivities ?? [];
-      return pending.some((a) => (a.attempt ?? 0) >= 3);
+      const metrics = await fetch(`http://127.0.0.1:${metrics_port}/metrics`).then((r) => r.text(), () => '');
+      const retries = /activity_attempts_total\{activity="chargeOrder",retry="yes",service="worker"\} (\d+)/.exec(metrics);
+      return Number(retries?.[1] ?? 0) >= 2;
     });
     const waiting = await call(`${api.url}/v1/payments/${created.body.id}`, { key });
     expect(waiting.body.status).toBe('processing');
-    const metrics = await (await fetch(`http://127.0.0.1:${metrics_port}/metrics`)).text();
-    const retries = /activity_attempts_total\{activity="chargeOrder",retry="yes",service="worker"\} (\d+)/.exec(metrics);
-    // Pending attempt 3 means attempt 2 (a retry) has run; attempt 3 may not have started yet.
-    expect(Number(retries?.[1])).toBeGreaterThanOrEqual(1);
 
     spawn('sandbox', 'src/sandbox-psp/main.ts', env);
     const done = await waitForPayment(api, key, created.body.id, settled, 60_000);

@@ -19,8 +19,9 @@ import { ROOT } from './processes';
 // replaying. Bump when a workflow change is recorded (v2: books in one posting; v3: database
 // steps as local activities; v4: hosted checkout, delayed PSP results, webhook signals, polling;
 // v5: dead letters — PSP steps with an attempt limit, parked orders, operator retry/cancel;
-// v6: all-or-nothing capture — authorize every order, then capture all or void the authorized).
-const HISTORY_SET = 'v6';
+// v6: all-or-nothing capture — authorize every order, then capture all or void the authorized;
+// v7: one workflow per payment (PaymentWorkflowV7) — orders inside it, no order workflows).
+const HISTORY_SET = 'v7';
 
 type Scenario = { name: string; body: ReturnType<typeof checkoutBody> & { capture_method?: string }; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
 type Created = { id: string; workflow_id: string; checkout_url: string | null; orders: { id: string }[] };
@@ -74,6 +75,7 @@ async function record(stack: AsyncStack, s: Scenario, out: string): Promise<void
   await waitForPayment(stack.api, stack.key, created.id, settled, 60_000);
   await stack.api.temporal.workflow.getHandle(created.workflow_id).result();
   const workflows = [{ file: `${s.name}.payment.json`, id: created.workflow_id }];
+  // Legacy sets (v1–v6) also had one workflow per order; v7 has none.
   const order_history = await stack.api.temporal.workflow.getHandle(`order-${created.orders[0]?.id}`).fetchHistory().catch(() => null);
   if (order_history !== null) fs.writeFileSync(path.join(out, `${s.name}.order.json`), `${historyToJSON(order_history)}\n`);
   for (const { file, id } of workflows) {
