@@ -11,6 +11,7 @@ import * as m009 from './009_refunds';
 import * as m010 from './010_payouts';
 import * as m011 from './011_disputes';
 import * as m012 from './012_one_workflow_per_payment';
+import * as m013 from './013_admission';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -29,6 +30,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['010_payouts', m010],
   ['011_disputes', m011],
   ['012_one_workflow_per_payment', m012],
+  ['013_admission', m013],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

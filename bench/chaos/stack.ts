@@ -38,6 +38,7 @@ export const STACK_SETTINGS = {
   webhook_sweep_interval_ms: 2_000,
   webhook_sweep_min_age_ms: 5_000,
   api_rate_limit_per_s: 100_000, // the API's per-key limiter is not what this run tests
+  api_merchant_backlog_max: 1_000_000, // one merchant sends everything: only the global backlog bound applies
 } as const;
 
 /** One process of the stack, restartable. `end` is a chosen fault; any other exit is a crash. */
@@ -170,7 +171,7 @@ function withDatabase(base_url: string, name: string): string {
 
 // Settings of ours that a parent (npm start's shell, the test suite) may have in its env: none of
 // them may leak into the chaos stack, which sets each one it needs itself.
-const OWN_SETTING = /^(DATABASE_URL|DB_POOL_MAX|TEMPORAL_(ADDRESS|NAMESPACE|TASK_QUEUE|UI_URL|DB_FILE)|API_|PSP_|COMMISSION_BPS|RISK_|RATE_LIMIT_|RELAY_|WORKER_METRICS_PORT|HOLD_SWEEP_|DEMO_MERCHANT_API_KEY|CHECKOUT_TIMEOUT_MS|WAIT_HISTORY_EVENTS_MAX|ADMIN_API_KEY|WEBHOOK_SWEEP_|SANDBOX_|WORKFLOW_BUNDLE_PATH|TEST_RUN_ID|NODE_ENV|LOG_LEVEL)/;
+const OWN_SETTING = /^(DATABASE_URL|DB_POOL_MAX|TEMPORAL_(ADDRESS|NAMESPACE|TASK_QUEUE|UI_URL|DB_FILE)|API_|PSP_|COMMISSION_BPS|RISK_|RATE_LIMIT_|ADMISSION_|RELAY_|WORKER_METRICS_PORT|HOLD_SWEEP_|DEMO_MERCHANT_API_KEY|CHECKOUT_TIMEOUT_MS|WAIT_HISTORY_EVENTS_MAX|ADMIN_API_KEY|WEBHOOK_SWEEP_|SANDBOX_|WORKFLOW_BUNDLE_PATH|TEST_RUN_ID|NODE_ENV|LOG_LEVEL)/;
 
 function baseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -290,6 +291,7 @@ export async function startStack(stack: ChaosStack, note: (l: string) => void): 
     PSP_CALL_ATTEMPTS_MAX: String(S.psp_call_attempts_max),
     RATE_LIMIT_PER_S: String(S.api_rate_limit_per_s),
     RATE_LIMIT_BURST: String(S.api_rate_limit_per_s),
+    ADMISSION_MERCHANT_BACKLOG_MAX: String(S.api_merchant_backlog_max),
     RELAY_INTERVAL_MS: String(S.relay_interval_ms),
     WEBHOOK_SWEEP_INTERVAL_MS: String(S.webhook_sweep_interval_ms),
     WEBHOOK_SWEEP_MIN_AGE_MS: String(S.webhook_sweep_min_age_ms),

@@ -15,6 +15,8 @@ const POLL_INTERVAL_MS = 200;
 const STOP_GRACE_MS = 10_000;
 // Far above any rate the bench offers: the limiter is a per-key guard, not what we measure.
 const BENCH_RATE_LIMIT_PER_S = '100000';
+// One merchant sends everything: only the global backlog bound (ADMISSION_BACKLOG_MAX) applies.
+const BENCH_MERCHANT_BACKLOG_MAX = '1000000';
 
 export interface Stack {
   hex: string;
@@ -105,6 +107,7 @@ export async function startStack(stack: Stack): Promise<void> {
     WORKER_METRICS_PORT: '0',
     RATE_LIMIT_PER_S: BENCH_RATE_LIMIT_PER_S,
     RATE_LIMIT_BURST: BENCH_RATE_LIMIT_PER_S,
+    ADMISSION_MERCHANT_BACKLOG_MAX: BENCH_MERCHANT_BACKLOG_MAX,
   };
   spawnEntry(stack, 'sandbox_psp', 'src/sandbox-psp/main.ts', env);
   spawnEntry(stack, 'worker', 'src/workers/main.ts', env);

@@ -22,6 +22,7 @@ import { opsRouter } from './ops';
 import type { WaitTimings } from '../config';
 import type { PspClient } from '../psp/client';
 import type { StarterDeps } from '../services/workflow-starter';
+import type { Admission } from '../services/admission';
 
 export interface AppDeps {
   db: Knex;
@@ -37,6 +38,8 @@ export interface AppDeps {
   admin_api_key?: string;
   /** The smallest payout per currency (PAYOUT_MINIMUMS); defaults to the env default. */
   payout_minimums?: ReadonlyMap<string, bigint>;
+  /** Starts payment workflows and guards the door (src/services/admission.ts); its owner starts and stops its tick. */
+  admission: Admission;
 }
 
 export function starterDepsOf(deps: Pick<AppDeps, 'db' | 'temporal' | 'task_queue' | 'log' | 'timings'>): StarterDeps {
@@ -71,7 +74,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use(authenticate(deps.db));
   v1.use(rateLimit(deps.rate_limit));
   v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
-  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp }));
+  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp, admission: deps.admission }));
   v1.use('/refunds', refundsRouter({ db: deps.db }));
   v1.use('/disputes', disputesRouter({ db: deps.db, psp: deps.psp }));
   v1.use('/sellers', sellersRouter({ db: deps.db, psp: deps.psp, log: deps.log }));

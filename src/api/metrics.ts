@@ -1,7 +1,8 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { PAYMENT_STATUSES, isPaymentTerminal, type PaymentStatus } from '../domain/status';
+import type { AdmissionObserver, AdmissionView } from '../services/admission';
 
 export function httpMetrics(registry: Registry): RequestHandler {
   const latency = new Histogram({
@@ -167,4 +168,41 @@ export function databaseGauges(registry: Registry, db: Knex, options: DatabaseGa
 /** Kept for src/api/app.ts: registers every scrape-time database gauge (see databaseGauges). */
 export function paymentStatusGauge(registry: Registry, db: Knex, options: DatabaseGaugeOptions = {}): void {
   databaseGauges(registry, db, options);
+}
+
+/**
+ * Admission control (src/services/admission.ts), as this API process sees it: the backlog of
+ * payments accepted but not started (its task queue; every process counts the same rows each
+ * tick, so rules take max()), its in-flight payments and window, the lag from acceptance to
+ * workflow start, and the 429 capacity_exceeded answers by the bound that was full.
+ */
+export function admissionMetrics(registry: Registry, view: AdmissionView): AdmissionObserver {
+  const gauge = (name: string, help: string, value: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value());
+      },
+    });
+  gauge('payments_start_backlog', 'Payments accepted whose workflow has not started yet (this task queue, as last counted by this process)', () => view.backlog());
+  gauge('payments_start_inflight', 'Payments this process started that are still processing (bounded by payments_start_window)', () => view.inflight());
+  gauge('payments_start_window', "This process's bound on in-flight payments, adapted to how long payments take to leave processing", () => view.window());
+  const lag = new Histogram({
+    name: 'payments_start_lag_seconds',
+    help: "From a payment's acceptance (created_at) to its workflow start by the dispatcher",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'payments_capacity_exceeded_total',
+    help: 'POST /v1/payments answered 429 capacity_exceeded, by the bound that was full (backlog: all merchants; merchant_backlog: this merchant)',
+    labelNames: ['bound'] as const,
+    registers: [registry],
+  });
+  return {
+    started: (lag_s) => lag.observe(lag_s),
+    refused: (bound) => refused.inc({ bound }),
+  };
 }

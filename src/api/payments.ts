@@ -8,7 +8,8 @@ import { getRefund, insertRefund, listRefunds } from '../services/refunds';
 import { getPayment, insertPayment, listPayments, openCheckout, validatePayment } from '../services/payments';
 import type { PspClient } from '../psp/client';
 import { requestHash, runIdempotent, validateIdempotencyKey } from '../services/idempotency';
-import { tryStartPaymentWorkflow, tryStartRowWorkflow, type StarterDeps } from '../services/workflow-starter';
+import { tryStartRowWorkflow, type StarterDeps } from '../services/workflow-starter';
+import type { Admission } from '../services/admission';
 
 export interface PaymentsRouterDeps {
   db: Knex;
@@ -16,9 +17,10 @@ export interface PaymentsRouterDeps {
   starter: StarterDeps;
   commission_bps: number;
   psp: PspClient;
+  admission: Admission;
 }
 
-export function paymentsRouter({ db, log, starter, commission_bps, psp }: PaymentsRouterDeps): Router {
+export function paymentsRouter({ db, log, starter, commission_bps, psp, admission }: PaymentsRouterDeps): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
@@ -27,13 +29,20 @@ export function paymentsRouter({ db, log, starter, commission_bps, psp }: Paymen
     // Everything is validated before anything is written.
     const valid = validatePayment(parseWith(CreatePaymentBody, req.body));
     const scope = { merchant_id: merchant.merchant_id, key, request_hash: requestHash('POST', '/v1/payments', req.body) };
-    const result = await runIdempotent(db, scope, async (trx) => {
-      const payment_id = await insertPayment(trx, merchant.merchant_id, valid, commission_bps);
-      if (valid.body.payment_method === undefined && valid.body.return_url !== undefined) await openCheckout(trx, psp, payment_id, valid.body.return_url);
-      return { status: 201, body: await getPayment(trx, merchant.merchant_id, payment_id), payment_id };
-    });
-    // Also on a replay: if the first request died before starting the workflow, this heals it.
-    if (result.payment_id !== null) await tryStartPaymentWorkflow(starter, result.payment_id);
+    // Over capacity, a key already used still replays; a new one gets 429 and stays unclaimed.
+    const refuse = admission.refusal(merchant.merchant_id);
+    const result = await runIdempotent(
+      db,
+      scope,
+      async (trx) => {
+        const payment_id = await insertPayment(trx, merchant.merchant_id, valid, commission_bps, starter.task_queue);
+        if (valid.body.payment_method === undefined && valid.body.return_url !== undefined) await openCheckout(trx, psp, payment_id, valid.body.return_url);
+        return { status: 201, body: await getPayment(trx, merchant.merchant_id, payment_id), payment_id };
+      },
+      refuse,
+    );
+    // The dispatcher starts the workflow (admission control); a new payment nudges it at once.
+    if (!result.replayed) admission.accepted(merchant.merchant_id);
     res.locals.payment_id = result.payment_id;
     log.info({ merchant_id: merchant.merchant_id, payment_id: result.payment_id, replayed: result.replayed }, 'payment accepted');
     if (result.replayed) res.setHeader('Idempotent-Replayed', 'true');

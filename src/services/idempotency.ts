@@ -52,11 +52,22 @@ export function validateIdempotencyKey(header: string | undefined): string {
   return header;
 }
 
+/**
+ * `refuse`, when given, means the door is closed (admission control: over capacity): a key already
+ * used still answers as it would (a replay of an accepted request, 409, 422), but a new key is not
+ * claimed; `refuse` throws instead, so the same key works once capacity is back.
+ */
 export async function runIdempotent(
   db: Knex,
   scope: { merchant_id: string; key: string; request_hash: string },
   work: (trx: Knex.Transaction) => Promise<StoredResponse>,
+  refuse?: () => never,
 ): Promise<IdempotentResult> {
+  if (refuse !== undefined) {
+    const existing = await findExisting(db, scope);
+    if (existing === null) return refuse();
+    return existing;
+  }
   const claimed = await claimKey(db, scope);
   if (!claimed) return await answerExisting(db, scope);
   try {
@@ -93,11 +104,18 @@ async function claimKey(db: Knex, scope: { merchant_id: string; key: string; req
 }
 
 async function answerExisting(db: Knex, scope: { merchant_id: string; key: string; request_hash: string }): Promise<IdempotentResult> {
-  const row = await db('idempotency_key').where({ merchant_id: scope.merchant_id, key: scope.key }).first<KeyRow | undefined>();
-  if (row === undefined) {
+  const existing = await findExisting(db, scope);
+  if (existing === null) {
     // The first request failed and released the key between our insert and this read.
     throw new AppError('idempotency_key_in_use', 'a request with this Idempotency-Key was just being processed; retry', 'Idempotency-Key');
   }
+  return existing;
+}
+
+/** The stored answer for a key already used (or 409/422), null for a key never used. */
+async function findExisting(db: Knex, scope: { merchant_id: string; key: string; request_hash: string }): Promise<IdempotentResult | null> {
+  const row = await db('idempotency_key').where({ merchant_id: scope.merchant_id, key: scope.key }).first<KeyRow | undefined>();
+  if (row === undefined) return null;
   if (row.request_hash !== scope.request_hash) {
     throw new AppError('idempotency_key_reused', 'this Idempotency-Key was already used with a different request', 'Idempotency-Key');
   }

@@ -100,8 +100,11 @@ export async function feeRuleFor(conn: Knex | Knex.Transaction, merchant_id: str
   return rule === undefined ? { percent_bps: default_bps, fixed_minor: 0n } : { percent_bps: rule.percent_bps, fixed_minor: BigInt(rule.fixed_minor) };
 }
 
-/** Inserts the event and its orders (`not_started`) in the caller's transaction; fees are frozen here. */
-export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, default_commission_bps: number): Promise<string> {
+/**
+ * Inserts the event and its orders (`not_started`) in the caller's transaction; fees are frozen
+ * here. `task_queue` is the accepting API's: only that queue's dispatcher starts the workflow.
+ */
+export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, default_commission_bps: number, task_queue: string): Promise<string> {
   const payment_id = newId('pay');
   const rule = await feeRuleFor(trx, merchant_id, valid.currency, default_commission_bps);
   await trx('payment_event').insert({
@@ -118,6 +121,7 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
     capture_method: valid.body.capture_method ?? 'automatic',
     metadata: JSON.stringify(valid.body.metadata ?? {}),
     workflow_id: paymentWorkflowId(payment_id),
+    task_queue,
   });
   await trx('payment_order').insert(
     valid.body.orders.map((o, i) => ({

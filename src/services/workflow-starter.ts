@@ -19,7 +19,7 @@ export interface StarterDeps {
 
 const START_DEADLINE_MS = 3_000;
 
-interface UnstartedPayment {
+export interface UnstartedPayment {
   id: string;
   merchant_id: string;
   workflow_id: string;
@@ -29,7 +29,7 @@ interface UnstartedPayment {
   capture_method: 'automatic' | 'all_or_nothing';
 }
 
-const UNSTARTED_COLUMNS = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method', 'capture_method'] as const;
+export const UNSTARTED_COLUMNS = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method', 'capture_method'] as const;
 
 /**
  * The AmountMinor search attribute, for searching only (the amount of record lives in
@@ -90,17 +90,6 @@ export async function startablePayment(db: Knex, payment_id: string): Promise<Un
   return await db('payment_event').select(...UNSTARTED_COLUMNS).where({ id: payment_id }).first<UnstartedPayment | undefined>();
 }
 
-/** Starts now if it can; a failure is logged and left to the relay, never failing the API call. */
-export async function tryStartPaymentWorkflow(deps: StarterDeps, payment_id: string): Promise<void> {
-  const payment = await deps.db('payment_event').select(...UNSTARTED_COLUMNS).where({ id: payment_id }).whereNull('workflow_started_at').first<UnstartedPayment | undefined>();
-  if (payment === undefined) return;
-  try {
-    await startPaymentWorkflow(deps, payment);
-  } catch (err) {
-    deps.log.warn({ err, payment_id }, 'workflow start failed; the relay will retry');
-  }
-}
-
 /**
  * Workflows started for one row after its transaction commits (a refund, an on-demand payout):
  * the row's `workflow_started_at` is the start marker, as for payments, and the relay starts any
@@ -152,27 +141,13 @@ async function relayRowsOnce(deps: StarterDeps, kind: RowWorkflowKind, grace_ms:
 }
 
 /**
- * The outbox relay: a payment row commits with `workflow_started_at` null (the start marker), and
- * this loop starts any workflow a crash or a Temporal outage left unstarted. Rows are claimed with
- * SKIP LOCKED so several API processes can run it at once.
+ * The outbox relay for refunds and payouts: a row commits with `workflow_started_at` null (the
+ * start marker), and this loop starts any workflow a crash or a Temporal outage left unstarted.
+ * Rows are claimed with SKIP LOCKED so several API processes can run it at once. Payments are not
+ * here: admission control's dispatcher (src/services/admission.ts) is the one way they start.
  */
 export async function relayOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
-  return (await relayPaymentsOnce(deps, grace_ms)) + (await relayRowsOnce(deps, 'refund', grace_ms)) + (await relayRowsOnce(deps, 'payout', grace_ms));
-}
-
-async function relayPaymentsOnce(deps: StarterDeps, grace_ms: number): Promise<number> {
-  return await deps.db.transaction(async (trx) => {
-    const due = await trx('payment_event')
-      .select(...UNSTARTED_COLUMNS)
-      .whereNull('workflow_started_at')
-      .where('created_at', '<', trx.raw(`now() - (? * interval '1 millisecond')`, [grace_ms]))
-      .orderBy('created_at')
-      .limit(LIMITS.relay_batch_max)
-      .forUpdate()
-      .skipLocked();
-    for (const payment of due as UnstartedPayment[]) await startPaymentWorkflow(deps, payment, trx);
-    return due.length;
-  });
+  return (await relayRowsOnce(deps, 'refund', grace_ms)) + (await relayRowsOnce(deps, 'payout', grace_ms));
 }
 
 export function runRelay(deps: StarterDeps, opts: { interval_ms: number; grace_ms: number }): Periodic {

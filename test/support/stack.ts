@@ -1,12 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
-import { createApp } from '../../src/api/app';
+import { createApp, starterDepsOf } from '../../src/api/app';
+import { admissionMetrics } from '../../src/api/metrics';
+import { Admission } from '../../src/services/admission';
 import { createDb, type Knex } from '../../src/db';
 import { createLogger } from '../../src/logger';
 import { createMetricsRegistry } from '../../src/metrics';
 import { createMerchant } from '../../src/services/merchants';
 import { sleep } from './processes';
-import { loadEnv, waitTimingsOf, type WaitTimings } from '../../src/config';
+import { admissionSettingsOf, loadEnv, waitTimingsOf, type AdmissionSettings, type WaitTimings } from '../../src/config';
 import { createPspClient } from '../../src/psp/client';
 
 function need(name: string): string {
@@ -20,6 +22,8 @@ export interface TestApi {
   db: Knex;
   temporal: Client;
   task_queue: string;
+  /** The API's dispatcher, when it runs in this process (startTestApi). */
+  admission?: Admission;
   close(): Promise<void>;
 }
 
@@ -47,7 +51,12 @@ export interface TestApiOverrides {
   /** Another Temporal address (a closed port makes Temporal "down"); connected lazily. */
   temporal_address?: string;
   log_level?: 'warn' | 'silent';
+  /** Admission control's bounds; by default the env defaults, with the backlog bounds far out of the way. */
+  admission?: Partial<AdmissionSettings>;
 }
+
+// Suites measure behaviour, not the door: only the admission suite sets backlog bounds that bite.
+const TEST_ADMISSION: AdmissionSettings = { ...admissionSettingsOf(loadEnv({})), backlog_max: 1_000_000, merchant_backlog_max: 1_000_000 };
 
 /** The real API app on an ephemeral port, talking to the suite's database and Temporal server. */
 export async function startTestApi(overrides: TestApiOverrides = {}): Promise<TestApi> {
@@ -58,7 +67,11 @@ export async function startTestApi(overrides: TestApiOverrides = {}): Promise<Te
   const temporal = new Client({ connection });
   const task_queue = overrides.task_queue ?? need('TEMPORAL_TASK_QUEUE');
   const log = createLogger('api-test', overrides.log_level ?? 'warn');
-  const app = createApp({ db, temporal, task_queue, log, registry: createMetricsRegistry('api'), commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 }, ...testOutsideDeps(overrides) });
+  const registry = createMetricsRegistry('api');
+  const outside = testOutsideDeps(overrides);
+  const starter = starterDepsOf({ db, temporal, task_queue, log, timings: outside.timings });
+  const admission = new Admission(starter, { ...TEST_ADMISSION, ...overrides.admission }, (view) => admissionMetrics(registry, view)).start();
+  const app = createApp({ db, temporal, task_queue, log, registry, commission_bps: 300, rate_limit: overrides.rate_limit ?? { per_s: 1000, burst: 1000 }, ...outside, admission });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const port = (server.address() as AddressInfo).port;
@@ -67,8 +80,10 @@ export async function startTestApi(overrides: TestApiOverrides = {}): Promise<Te
     db,
     temporal,
     task_queue,
+    admission,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await admission.stop();
       await connection.close().catch(() => undefined); // a lazy connection may never have opened
       await db.destroy();
     },
