@@ -49,7 +49,7 @@ export function openApiDocument() {
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CreatePayment' } } } },
           responses: {
             '201': { description: 'Created (or replayed)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Payment' } } } },
-            ...errorResponses({ '400': 'Invalid request', '401': 'Missing or invalid API key', '409': 'Idempotency key in use', '413': 'Body too large', '422': 'Idempotency key reused with a different body', '429': 'Rate limited (see Retry-After)', '503': 'The PSP could not open a hosted checkout (psp_unavailable); nothing stored, retry with the same key' }),
+            ...errorResponses({ '400': 'Invalid request', '401': 'Missing or invalid API key', '409': 'Idempotency key in use', '413': 'Body too large', '422': 'Idempotency key reused with a different body', '429': '`rate_limited` (too many requests for this API key) or `capacity_exceeded` (too many payments waiting to start; nothing stored, the key is not used: retry with it after `Retry-After` seconds; a key already accepted still replays its 201)', '503': 'The PSP could not open a hosted checkout (psp_unavailable); nothing stored, retry with the same key' }),
           },
         },
         get: {
