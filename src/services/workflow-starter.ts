@@ -3,11 +3,10 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { LIMITS, type WaitTimings } from '../config';
 import { runPeriodically, type Periodic } from './periodic';
-import { SA } from '../workflows/search-attributes';
+import { assert } from '../domain/assert';
+import { orderSignalWorkflowId } from '../domain/workflow-ids';
 import type { PaymentMethodAttached } from '../activities/types';
-import type { PaymentInput, PaymentWorkflow } from '../workflows/payment';
-import type { RefundInput } from '../workflows/refund';
-import type { PayoutInput } from '../workflows/payout';
+import { PaymentWorkflowV7, PayoutWorkflow, RefundWorkflow, SA, paymentMethodAttachedSignal, type PaymentInput } from '../workflows';
 
 export interface StarterDeps {
   db: Knex;
@@ -72,17 +71,27 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
     ],
   };
   try {
-    // A deadline bounds the gRPC client's own retries: with Temporal down, the API answers in
-    // seconds and the relay starts the workflow later.
+    // A deadline bounds the gRPC client's own retries: with Temporal down, the dispatcher's pass
+    // ends in seconds and the row stays unstarted for a later pass.
     await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, async () => {
-      if (signal === undefined) await deps.temporal.workflow.start<typeof PaymentWorkflow>('PaymentWorkflow', options);
-      else await deps.temporal.workflow.signalWithStart<typeof PaymentWorkflow, [PaymentMethodAttached]>('PaymentWorkflow', { ...options, signal: 'paymentMethodAttached', signalArgs: [signal] });
+      if (signal === undefined) await deps.temporal.workflow.start(PaymentWorkflowV7, options);
+      else await deps.temporal.workflow.signalWithStart(PaymentWorkflowV7, { ...options, signal: paymentMethodAttachedSignal, signalArgs: [signal] });
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now() });
+  await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now(), workflow_type: PaymentWorkflowV7.name });
   deps.log.info({ payment_id: payment.id, workflow_id: payment.workflow_id, signal: signal === undefined ? null : 'paymentMethodAttached' }, 'payment workflow started');
+}
+
+/** The workflow an order's signals go to: its payment's (v7), or its own for a legacy payment. */
+export async function orderSignalTarget(db: Knex, order_id: string): Promise<string> {
+  const row = await db('payment_order as o')
+    .join('payment_event as p', 'p.id', 'o.payment_id')
+    .where('o.id', order_id)
+    .first<{ payment_id: string; workflow_type: string | null } | undefined>('o.payment_id', 'p.workflow_type');
+  assert(row !== undefined, `order ${order_id} exists`);
+  return orderSignalWorkflowId({ order_id, ...row });
 }
 
 /** The payment row the starter needs, whether or not its workflow already started. */
@@ -95,18 +104,16 @@ export async function startablePayment(db: Knex, payment_id: string): Promise<Un
  * the row's `workflow_started_at` is the start marker, as for payments, and the relay starts any
  * a crash or a Temporal outage left unstarted.
  */
-const ROW_WORKFLOWS = {
-  refund: { type: 'RefundWorkflow', input: (id: string): RefundInput => ({ refund_id: id }) },
-  payout: { type: 'PayoutWorkflow', input: (id: string, t: WaitTimings): PayoutInput => ({ payout_id: id, poll: { initial_ms: t.poll_initial_ms, max_ms: t.poll_max_ms } }) },
-} as const;
-export type RowWorkflowKind = keyof typeof ROW_WORKFLOWS;
+export type RowWorkflowKind = 'refund' | 'payout';
 
 async function startRowWorkflow(deps: StarterDeps, kind: RowWorkflowKind, row: { id: string; workflow_id: string }, conn: Knex = deps.db): Promise<void> {
-  const { type, input } = ROW_WORKFLOWS[kind];
+  const options = { workflowId: row.workflow_id, taskQueue: deps.task_queue, workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE };
+  const poll = { initial_ms: deps.timings.poll_initial_ms, max_ms: deps.timings.poll_max_ms };
   try {
-    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
-      deps.temporal.workflow.start(type, { workflowId: row.workflow_id, taskQueue: deps.task_queue, args: [input(row.id, deps.timings)], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE }),
-    );
+    await deps.temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, async (): Promise<void> => {
+      if (kind === 'refund') await deps.temporal.workflow.start(RefundWorkflow, { ...options, args: [{ refund_id: row.id }] });
+      else await deps.temporal.workflow.start(PayoutWorkflow, { ...options, args: [{ payout_id: row.id, poll }] });
+    });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }

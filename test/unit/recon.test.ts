@@ -81,8 +81,10 @@ describe('differences', () => {
   it('explains itself: field, our value, the PSP value, the order and its workflow', () => {
     expect(itemOfLine(base, '2026-11-26')).toMatchObject({
       subject: 'payment:ord_1', class: 'amount_mismatch', status: 'open', field: 'amount', our_value: '1000', psp_value: '1100',
-      order_id: 'ord_1', workflow_id: 'order-ord_1', auto_fixable: false,
+      order_id: 'ord_1', workflow_id: 'payment-pay_1', auto_fixable: false,
     });
+    // A payment started on the legacy shape: its order has a workflow of its own.
+    expect(itemOfLine({ ...base, workflow_type: 'PaymentWorkflow' }, '2026-11-26')).toMatchObject({ workflow_id: 'order-ord_1' });
     expect(itemOfLine({ ...base, amount_minor: '1000', fee_minor: '60' }, '2026-11-26')).toMatchObject({ field: 'fee', our_value: '59', psp_value: '60' });
   });
   it('marks a line for an order still waiting on the PSP auto-fixable, and a timing difference resolved', () => {
