@@ -44,6 +44,9 @@ function withDatabase(base_url: string, name: string): string {
 export function spawnEntry(stack: Stack, name: string, entry: string, env: Record<string, string>): ChildProcess {
   const log = fs.openSync(path.join(stack.log_dir, `${name}.log`), 'a');
   const { command, args } = tsCommand(entry);
+  // BENCH_CPU_PROF_DIR=dir: each process writes a V8 CPU profile there when it exits (node --cpu-prof).
+  const prof_dir = process.env.BENCH_CPU_PROF_DIR;
+  if (prof_dir !== undefined && prof_dir !== '') args.unshift('--cpu-prof', `--cpu-prof-dir=${path.resolve(prof_dir)}`, `--cpu-prof-name=${name}.cpuprofile`);
   const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', log, log] });
   stack.children.set(name, child);
   return child;

@@ -224,7 +224,8 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
       .where({ id: order_id })
       .andWhere((q) => q.where({ wallet_updated: false }).orWhere({ ledger_updated: false }))
       .update({ wallet_updated: true, ledger_updated: true, updated_at: db.fn.now() });
-    log.info({ order_id, payment_id: order.payment_id, seller_id: order.seller_id, transaction_id: result.transaction_id, created: result.created }, 'capture recorded');
+    // The ledger transaction is the record; the line is for debugging (one per order, hot path).
+    log.debug({ order_id, payment_id: order.payment_id, seller_id: order.seller_id, transaction_id: result.transaction_id, created: result.created }, 'capture recorded');
   }
 
   return {

@@ -57,7 +57,8 @@ export function createPaymentActivities({ db, log, risk, psp }: PaymentDeps) {
         currency: p.currency,
         amount_minor: BigInt(p.amount_minor),
       });
-      log.info({ payment_id, merchant_id: p.merchant_id, approved: decision.approved }, 'risk assessed');
+      // Every payment passes here: only a rejection is news at info level.
+      log[decision.approved ? 'debug' : 'info']({ payment_id, merchant_id: p.merchant_id, approved: decision.approved }, 'risk assessed');
       return decision;
     },
 

@@ -18,7 +18,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 async function main(): Promise<void> {
   const env = loadEnv();
-  const log = createLogger('api', env.LOG_LEVEL);
+  const log = createLogger('api', env.LOG_LEVEL, { buffered: true });
   const db = createDb(env.DATABASE_URL, env.DB_POOL_MAX);
   // lazy: the API serves GETs and accepts payments while Temporal is down (the relay catches up).
   const connection = Connection.lazy({ address: env.TEMPORAL_ADDRESS });

@@ -55,7 +55,7 @@ function onShutdownSignal(server: Server, db: Knex, loop: BackgroundLoop, log: L
 }
 
 async function main(): Promise<void> {
-  const log = createLogger('sandbox-psp');
+  const log = createLogger('sandbox-psp', undefined, { buffered: true });
   const config = loadSandboxConfig();
   await ensureDatabase(config.database_url);
   const db = createDb(config.database_url, DB_POOL_MAX);

@@ -81,7 +81,8 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now(), workflow_type: PaymentWorkflowV7.name });
-  deps.log.info({ payment_id: payment.id, workflow_id: payment.workflow_id, signal: signal === undefined ? null : 'paymentMethodAttached' }, 'payment workflow started');
+  // Debug: 'payment accepted' already says the payment exists, the workflow's history when it ran.
+  deps.log.debug({ payment_id: payment.id, workflow_id: payment.workflow_id, signal: signal === undefined ? null : 'paymentMethodAttached' }, 'payment workflow started');
 }
 
 /** The workflow an order's signals go to: its payment's (v7), or its own for a legacy payment. */

@@ -69,7 +69,7 @@ function serveMetrics(registry: Registry, port: number, log: Logger): http.Serve
 
 async function main(): Promise<void> {
   const env = loadEnv();
-  const log = createLogger('worker', env.LOG_LEVEL);
+  const log = createLogger('worker', env.LOG_LEVEL, { buffered: true });
   installSdkLogging(log, env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? 'DEBUG' : 'INFO');
   const db = createDb(env.DATABASE_URL, env.DB_POOL_MAX);
   const psp = createPspClient({ base_url: env.PSP_URL, api_key: env.PSP_API_KEY, timeout_ms: env.PSP_TIMEOUT_MS });
