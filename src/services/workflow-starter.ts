@@ -17,6 +17,7 @@ export interface StarterDeps {
 }
 
 const START_DEADLINE_MS = 3_000;
+const PAYMENT_WORKFLOW_TASK_TIMEOUT = '3s' as const;
 
 export interface UnstartedPayment {
   id: string;
@@ -62,6 +63,10 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
     taskQueue: deps.task_queue,
     args: [input] as [PaymentInput],
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    // Every step runs as a local activity inside the workflow task, so a worker that dies mid-payment
+    // is noticed when the task times out: 3 s instead of the default 10 s. A slower task is kept
+    // alive by the SDK's task heartbeat (at 80 % of this), so a slow PSP never times it out.
+    workflowTaskTimeout: PAYMENT_WORKFLOW_TASK_TIMEOUT,
     typedSearchAttributes: [
       { key: SA.PaymentId, value: payment.id },
       { key: SA.MerchantId, value: payment.merchant_id },
