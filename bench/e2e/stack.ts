@@ -46,7 +46,7 @@ export function spawnEntry(stack: Stack, name: string, entry: string, env: Recor
   const { command, args } = tsCommand(entry);
   // BENCH_CPU_PROF_DIR=dir: each process writes a V8 CPU profile there when it exits (node --cpu-prof).
   const prof_dir = process.env.BENCH_CPU_PROF_DIR;
-  if (prof_dir !== undefined && prof_dir !== '') args.unshift('--cpu-prof', `--cpu-prof-dir=${path.resolve(prof_dir)}`, `--cpu-prof-name=${name}.cpuprofile`);
+  if (prof_dir !== undefined && prof_dir !== '') args.unshift('--cpu-prof', `--cpu-prof-dir=${path.resolve(prof_dir)}`);
   const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', log, log] });
   stack.children.set(name, child);
   return child;
