@@ -145,7 +145,9 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
   /**
    * Moves the order to the outcome, forward only: a terminal order, or news older than what is
    * stored (by the PSP's charge version), changes nothing and the stored state is answered.
-   * The PSP's fee is recorded once, from the figure it returns with the capture.
+   * The PSP's fee is recorded once, from the figure it returns with the capture. A capture is
+   * booked in the same transaction (wallet = seller payable, one balanced posting): only the
+   * transaction that moved the order books, so the money and the status never disagree.
    */
   async function applyOutcome(order: OrderRow, outcome: ChargeOutcome, extra: { psp_fee_minor?: string; next_action_url?: string | null } = {}): Promise<ChargeOutcome> {
     assertOrderMove(order.status, outcome.status);
@@ -162,12 +164,16 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
           failure_message,
           psp_fee_minor: extra.psp_fee_minor ?? null,
           next_action_url: extra.next_action_url ?? null,
+          wallet_updated: status === 'succeeded',
+          ledger_updated: status === 'succeeded',
           ...(version === null ? {} : { psp_version: version }),
           updated_at: trx.fn.now(),
         })
         .returning<OrderRow[]>('*');
+      const moved = updated[0];
+      if (moved?.status === 'succeeded') await postInTransaction(trx, [capturePosting(capturedOrder(moved))]);
       // Nothing updated: a concurrent attempt or newer news came first; the stored state wins.
-      const current = updated[0] ?? (await loadOrder(trx, order.id));
+      const current = moved ?? (await loadOrder(trx, order.id));
       // The payment shows the wait (and its end) while it lasts, not only once it completes.
       if (isWaiting(order.status) || isWaiting(current.status)) await storeDerivedStatus(trx, order.payment_id);
       return current;
@@ -212,9 +218,9 @@ export function createOrderActivities({ db, psp, log, ledger }: OrderDeps) {
   }
 
   /**
-   * Credits the seller's wallet and writes the ledger: one balanced posting, since the wallet IS
-   * the seller-payable balance. The posting's unique reference makes a repeat a no-op; the flags
-   * follow it (a crash in between is healed by the retry, which finds the posting and sets them).
+   * The books of a capture as a step of their own, for legacy order workflows (v1–v6; a capture
+   * charged since is booked with its outcome, so this finds the posting and changes nothing). One
+   * balanced posting; its unique reference makes a repeat a no-op, and the flags follow it.
    */
   async function recordCapture(order_id: string): Promise<void> {
     const order = await loadOrder(db, order_id);

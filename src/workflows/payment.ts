@@ -17,7 +17,7 @@ import { historyTooLong, waitForDecision, type WaitPlan } from './wait';
 
 type BookSteps = Pick<
   Activities,
-  'riskCheck' | 'rejectPayment' | 'completePayment' | 'cancelPayment' | 'attachPaymentMethod' | 'recordCapture' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder' | 'recordAuthorization'
+  'riskCheck' | 'rejectPayment' | 'completePayment' | 'cancelPayment' | 'attachPaymentMethod' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder' | 'recordAuthorization'
 >;
 type PspSteps = Pick<Activities, 'chargeOrder' | 'pollCharge' | 'cancelOrder' | 'lookupCheckout' | 'captureOrder' | 'voidOrder'>;
 const books = proxyLocalActivities<BookSteps>(LOCAL_DATABASE_STEP);
@@ -53,8 +53,9 @@ interface Run {
 
 /**
  * One checkout (payment event), one workflow execution (v7). Risk check, then every order in
- * parallel: the PSP charge and the books, all local activities, so a payment whose PSP answers at
- * once costs one workflow task and about a dozen history events. An order that must wait (a PSP
+ * parallel: the PSP charge, whose outcome and books commit in one transaction, then the final
+ * status — all local activities, so a payment whose PSP answers at once costs one workflow task
+ * and ten history events. An order that must wait (a PSP
  * review, 3-D Secure, an operator) waits inside this workflow on signals addressed to it by order
  * id (`pspUpdate` by the charge's order reference, `operatorCommand` by `order_id`); a long wait
  * continues the whole payment as new once every waiting order is idle (docs/PERFORMANCE.md says
@@ -167,10 +168,10 @@ async function runOrder(run: Run, track: OrderTrack): Promise<void> {
     noteOutcome(run, track, outcome);
   }
   if (WAITING.has(outcome.status)) outcome = await awaitDecision(run, track, outcome);
+  // A capture was booked with the outcome (same transaction). All-or-nothing: the order ends
+  // authorized, its hold booked here; the payment captures or voids every order at once.
   track.step = 'booking';
-  // All-or-nothing: the order ends authorized; the payment captures or voids every order at once.
   if (outcome.status === 'authorized') await books.recordAuthorization(track.id);
-  if (outcome.status === 'succeeded') await books.recordCapture(track.id);
   track.step = 'done';
 }
 

@@ -60,11 +60,11 @@ describe('pay-in happy path', () => {
     expect(byCode('psp_receivable')).toEqual(['2446', '9680']);
 
     // One workflow execution, no hidden retries: every step a local activity that succeeded at
-    // once (risk, a charge and a capture per order, the final status), no regular activities.
+    // once (risk, a charge per order — booked with its outcome — and the final status), no regular activities.
     const events = (await api.temporal.workflow.getHandle(done.workflow_id).fetchHistory()).events ?? [];
     expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
     const local = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
-    expect(local).toHaveLength(6);
+    expect(local).toHaveLength(4);
     expect(local.filter((e) => e.markerRecordedEventAttributes?.failure)).toEqual([]);
     expect(events.filter((e) => e.workflowTaskCompletedEventAttributes).length).toBeLessThanOrEqual(2);
     expect(events.length).toBeLessThanOrEqual(15);
