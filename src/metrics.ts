@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PspError } from './psp/client';
+import { FAILURE_TYPES } from './workflows/contract';
 
 /** One registry per process; each process exposes its own /metrics. */
 export function createMetricsRegistry(service: string): Registry {
@@ -18,10 +19,10 @@ export function createMetricsRegistry(service: string): Registry {
  * never grow the number of series on its own.
  */
 export const ERROR_CLASSES = [
-  'Psp_definitive',
-  'Psp_retryable',
-  'Psp_unknown_outcome',
-  'ChargeUndecided',
+  FAILURE_TYPES.psp_definitive,
+  FAILURE_TYPES.psp_retryable,
+  FAILURE_TYPES.psp_unknown_outcome,
+  FAILURE_TYPES.charge_undecided,
   'CancelledFailure',
   'DatabaseError',
   'KnexTimeoutError',

@@ -33,6 +33,23 @@ async function loadPayment(db: Knex, payment_id: string): Promise<PaymentRow> {
   return row;
 }
 
+/** The token of the payment's hosted checkout if the buyer completed it; null if not, or if the PSP knows no such session. */
+async function completedCheckout({ db, log, psp }: Pick<PaymentDeps, 'db' | 'log' | 'psp'>, payment_id: string): Promise<string | null> {
+  const p = await loadPayment(db, payment_id);
+  assert(p.checkout_session_id !== null, `payment ${payment_id} has a checkout session`);
+  let session;
+  try {
+    session = await psp.getCheckoutSession(p.checkout_session_id);
+  } catch (err) {
+    // The PSP says the session does not exist: nothing can have been paid through it.
+    if (!(err instanceof PspError) || err.kind !== 'definitive') throw err;
+    log.warn({ payment_id, code: err.code }, 'checkout session unknown at the PSP');
+    return null;
+  }
+  log.info({ payment_id, checkout_session: session.id, session_status: session.status }, 'checkout looked up');
+  return session.status === 'complete' ? session.payment_method : null;
+}
+
 export function createPaymentActivities({ db, log, risk, psp }: PaymentDeps) {
   /** Ends a payment before any charge: every order that never started takes `order_status`. */
   async function endBeforeCharging(payment_id: string, order_status: 'failed' | 'canceled', code: string, reason: string): Promise<PaymentSummary> {
@@ -91,19 +108,7 @@ export function createPaymentActivities({ db, log, risk, psp }: PaymentDeps) {
      * canceled, so a lost `payment_method.attached` webhook never cancels a paid-for checkout.
      */
     async lookupCheckout(payment_id: string): Promise<string | null> {
-      const p = await loadPayment(db, payment_id);
-      assert(p.checkout_session_id !== null, `payment ${payment_id} has a checkout session`);
-      let session;
-      try {
-        session = await psp.getCheckoutSession(p.checkout_session_id);
-      } catch (err) {
-        // The PSP says the session does not exist: nothing can have been paid through it.
-        if (!(err instanceof PspError) || err.kind !== 'definitive') throw err;
-        log.warn({ payment_id, code: err.code }, 'checkout session unknown at the PSP');
-        return null;
-      }
-      log.info({ payment_id, checkout_session: session.id, session_status: session.status }, 'checkout looked up');
-      return session.status === 'complete' ? session.payment_method : null;
+      return await completedCheckout({ db, log, psp }, payment_id);
     },
 
     /** Derives the event's status from its orders and stores it. Safe to repeat. */

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { AppError } from '../domain/errors';
 import type { AdmissionSettings } from '../config';
-import { startPaymentWorkflow, UNSTARTED_COLUMNS, type StarterDeps, type UnstartedPayment } from './workflow-starter';
+import { startPaymentWorkflow, unstartedColumns, type StarterDeps, type UnstartedPayment } from './workflow-starter';
 
 /**
  * Admission control (issue 13, item 3). Accepting a payment stays cheap (its rows and a 201); the
@@ -150,7 +150,7 @@ async function claimUnstarted(trx: Knex.Transaction, task_queue: string, limit: 
     .from({ p: 'payment_event' })
     .join('ranked', 'ranked.id', 'p.id')
     .leftJoin('served', 'served.merchant_id', 'p.merchant_id')
-    .select(...UNSTARTED_COLUMNS.map((c) => `p.${c}`), 'p.status', trx.raw('(extract(epoch from clock_timestamp() - p.created_at) * 1000)::float8 as age_ms'))
+    .select(...unstartedColumns(trx, 'p'), 'p.status', trx.raw('(extract(epoch from clock_timestamp() - p.created_at) * 1000)::float8 as age_ms'))
     .whereNull('p.workflow_started_at')
     .where('ranked.merchant_rank', '<=', limit)
     .orderBy('ranked.merchant_rank')

@@ -12,23 +12,12 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, ChargeOutcome, OperatorCommand, PspChargeUpdate } from '../../activities';
 import { DATABASE_STEP, LOCAL_DATABASE_STEP, pspCallWith } from '../retry-policies';
-import { SA, operatorCommandSignal, pspUpdateSignal } from '../contract';
+import { SA, operatorCommandSignal, pspUpdateSignal, type PollTimings } from '../contract';
 
 type PspSteps = Pick<Activities, 'chargeOrder' | 'pollCharge' | 'cancelOrder'>;
 const books = proxyActivities<Pick<Activities, 'recordCapture' | 'creditWallet' | 'postLedger'>>(DATABASE_STEP);
 const localBooks = proxyLocalActivities<Pick<Activities, 'recordCapture' | 'applyChargeUpdate' | 'parkOrder' | 'resumeOrder' | 'recordAuthorization'>>(LOCAL_DATABASE_STEP);
 const REASON_CHARS_MAX = 500;
-
-/** How long an order with a `pending` charge waits for a webhook before it asks the PSP itself. */
-export interface PollTimings {
-  initial_ms: number;
-  max_ms: number;
-  /**
-   * Waiting days costs a timer and a poll per backoff step; well before the history grows large
-   * the order continues as new (the charge is found again by its idempotency key).
-   */
-  history_events_max?: number;
-}
 
 // Inputs without timings get the production defaults (src/config.ts).
 const DEFAULT_POLL: Required<PollTimings> = { initial_ms: 60_000, max_ms: 3_600_000, history_events_max: 2_000 };

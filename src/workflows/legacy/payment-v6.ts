@@ -2,7 +2,6 @@ import {
   ParentClosePolicy,
   WorkflowIdReusePolicy,
   condition,
-  defineQuery,
   executeChild,
   patched,
   proxyActivities,
@@ -15,37 +14,16 @@ import type { Activities, ChargeOutcome } from '../../activities';
 import type { PaymentStatus } from '../../domain/status';
 import { orderWorkflowId } from '../../domain/workflow-ids';
 import { DATABASE_STEP, LOCAL_DATABASE_STEP, PSP_CALL } from '../retry-policies';
-import { PaymentOrderWorkflow, type PollTimings } from './payment-order-v6';
-import { SA, paymentMethodAttachedSignal } from '../contract';
+import { PaymentOrderWorkflow } from './payment-order-v6';
+import { SA, paymentMethodAttachedSignal, paymentStatusQuery, type PaymentInput as CurrentPaymentInput, type PaymentState } from '../contract';
 
 type PaymentSteps = Pick<Activities, 'riskCheck' | 'rejectPayment' | 'completePayment' | 'cancelPayment' | 'attachPaymentMethod'>;
 const remoteSteps = proxyActivities<PaymentSteps>(DATABASE_STEP);
 const localSteps = proxyLocalActivities<PaymentSteps>(LOCAL_DATABASE_STEP);
 const pspSteps = proxyActivities<Pick<Activities, 'lookupCheckout' | 'captureOrder' | 'voidOrder'>>(PSP_CALL);
 
-export interface PaymentInput {
-  payment_id: string;
-  merchant_id: string;
-  order_ids: string[];
-  /** Set when the buyer pays on the PSP's hosted page: how long to wait for them (v4). */
-  checkout?: { timeout_ms: number };
-  /** How orders with a delayed PSP decision poll (v4); absent → the order workflow's defaults. */
-  psp_poll?: PollTimings;
-  /** Attempts per PSP call before an order is parked as `needs_attention`. */
-  psp_attempts_max?: number;
-  /** all_or_nothing: orders are only authorized; then all are captured or all voided. */
-  capture_method?: 'automatic' | 'all_or_nothing';
-}
-
-export interface PaymentState {
-  payment_id: string;
-  status: PaymentStatus;
-  stage: 'checkout' | 'risk_check' | 'orders' | 'done';
-  orders: Record<string, ChargeOutcome['status'] | 'processing'>;
-  failure_code: string | null;
-}
-
-export const paymentStatusQuery = defineQuery<PaymentState>('status');
+/** The current input without what v7 added (checkout from v4, all-or-nothing from v6). */
+export type PaymentInput = Omit<CurrentPaymentInput, 'resume'>;
 
 const CHECKOUT_EXPIRED = { code: 'checkout_expired', reason: 'the buyer did not complete the hosted checkout in time' } as const;
 
