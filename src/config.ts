@@ -38,6 +38,9 @@ const EnvSchema = z.object({
   ADMISSION_LATENCY_TARGET_MS: z.coerce.number().int().min(10).max(600_000).default(1_000),
   ADMISSION_BACKLOG_MAX: z.coerce.number().int().min(1).max(1_000_000).default(5_000),
   ADMISSION_MERCHANT_BACKLOG_MAX: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
+  // The longest wait for a start the door promises: past backlog ÷ start rate of this many
+  // seconds new payments get 429 (refusing is cheaper than accepting, so a peak keeps its goodput).
+  ADMISSION_BACKLOG_WAIT_MAX_S: z.coerce.number().int().min(1).max(86_400).default(30),
   WORKER_METRICS_PORT: port.default(9464),
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
@@ -111,6 +114,7 @@ export interface AdmissionSettings {
   latency_target_ms: number;
   backlog_max: number;
   merchant_backlog_max: number;
+  backlog_wait_max_s: number;
 }
 
 export function admissionSettingsOf(env: Env): AdmissionSettings {
@@ -125,6 +129,7 @@ export function admissionSettingsOf(env: Env): AdmissionSettings {
     latency_target_ms: env.ADMISSION_LATENCY_TARGET_MS,
     backlog_max: env.ADMISSION_BACKLOG_MAX,
     merchant_backlog_max: env.ADMISSION_MERCHANT_BACKLOG_MAX,
+    backlog_wait_max_s: env.ADMISSION_BACKLOG_WAIT_MAX_S,
   };
 }
 

@@ -292,6 +292,8 @@ export async function startStack(stack: ChaosStack, note: (l: string) => void): 
     RATE_LIMIT_PER_S: String(S.api_rate_limit_per_s),
     RATE_LIMIT_BURST: String(S.api_rate_limit_per_s),
     ADMISSION_MERCHANT_BACKLOG_MAX: String(S.api_merchant_backlog_max),
+    // Chaos measures correctness under faults, not the door: a crashing worker slows starts a lot.
+    ADMISSION_BACKLOG_WAIT_MAX_S: '86400',
     RELAY_INTERVAL_MS: String(S.relay_interval_ms),
     WEBHOOK_SWEEP_INTERVAL_MS: String(S.webhook_sweep_interval_ms),
     WEBHOOK_SWEEP_MIN_AGE_MS: String(S.webhook_sweep_min_age_ms),

@@ -71,6 +71,15 @@ export function retryAfterSeconds(backlog: number, start_rate_per_s: number): nu
   return Math.min(RETRY_AFTER_MAX_S, Math.max(1, Math.ceil(backlog / rate)));
 }
 
+/**
+ * How many unstarted payments may wait: what starts at the measured rate within the promised
+ * wait, never fewer than a full window (a cold start has no rate yet), never more than the hard bound.
+ */
+export function backlogBound(s: Pick<AdmissionSettings, 'backlog_max' | 'backlog_wait_max_s' | 'window_max'>, start_rate_per_s: number): number {
+  const by_wait = Math.ceil(s.backlog_wait_max_s * Math.max(START_RATE_FLOOR_PER_S, start_rate_per_s));
+  return Math.min(s.backlog_max, Math.max(s.window_max, by_wait));
+}
+
 /** Starts per second, smoothed (exponential decay with a half-life), from counts per tick. */
 class RateMeter {
   per_s = 0;
@@ -221,7 +230,7 @@ export class Admission implements AdmissionView {
    */
   refusal(merchant_id: string): (() => never) | undefined {
     const mine = this.backlog_.of(merchant_id);
-    const bound: CapacityBound | null = this.backlog_.total >= this.settings.backlog_max ? 'backlog' : mine >= this.settings.merchant_backlog_max ? 'merchant_backlog' : null;
+    const bound: CapacityBound | null = this.backlog_.total >= backlogBound(this.settings, this.rate.per_s) ? 'backlog' : mine >= this.settings.merchant_backlog_max ? 'merchant_backlog' : null;
     if (bound === null) return undefined;
     const waiting = bound === 'backlog' ? this.backlog_.total : mine;
     const message =

@@ -71,7 +71,7 @@ async function spawnOnce(id: string, attempt: number, where: { task_queue: strin
   const worker_env = { ...shared, ...opts.worker_env };
   const services: Service[] = [
     spawnTs(`sandbox-${suffix}`, 'src/sandbox-psp/main.ts', sandbox_env),
-    spawnTs(`api-${suffix}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ...opts.api_env }),
+    spawnTs(`api-${suffix}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ADMISSION_BACKLOG_WAIT_MAX_S: '86400', ...opts.api_env }),
     spawnTs(`worker-${suffix}`, 'src/workers/main.ts', worker_env),
   ];
   const [sandbox, api] = services as [Service, Service, Service];

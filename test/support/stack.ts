@@ -56,7 +56,7 @@ export interface TestApiOverrides {
 }
 
 // Suites measure behaviour, not the door: only the admission suite sets backlog bounds that bite.
-const TEST_ADMISSION: AdmissionSettings = { ...admissionSettingsOf(loadEnv({})), backlog_max: 1_000_000, merchant_backlog_max: 1_000_000 };
+const TEST_ADMISSION: AdmissionSettings = { ...admissionSettingsOf(loadEnv({})), backlog_max: 1_000_000, merchant_backlog_max: 1_000_000, backlog_wait_max_s: 86_400 };
 
 /** The real API app on an ephemeral port, talking to the suite's database and Temporal server. */
 export async function startTestApi(overrides: TestApiOverrides = {}): Promise<TestApi> {

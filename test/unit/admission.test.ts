@@ -1,4 +1,4 @@
-import { AimdWindow, retryAfterSeconds } from '../../src/services/admission';
+import { AimdWindow, backlogBound, retryAfterSeconds } from '../../src/services/admission';
 
 const SETTINGS = { window_min: 4, window_initial: 16, window_max: 20, latency_target_ms: 1_000 };
 
@@ -54,4 +54,20 @@ describe('Retry-After of a 429 capacity_exceeded', () => {
   it('assumes one start per second when none was measured', () => {
     expect(retryAfterSeconds(7, 0)).toBe(7);
   });
+});
+
+describe('backlog bound at the door', () => {
+  const s = { backlog_max: 5_000, backlog_wait_max_s: 30, window_max: 256 };
+  it('lets wait what starts within the promised wait at the measured rate', () => {
+    expect(backlogBound(s, 13.5)).toBe(405);
+    expect(backlogBound(s, 100)).toBe(3_000);
+  });
+  it('keeps at least a full window when no rate is measured yet, and never more than the hard bound', () => {
+    expect(backlogBound(s, 0)).toBe(256);
+    expect(backlogBound(s, 1_000)).toBe(5_000);
+  });
+});
+
+it('counts an unmeasured start rate as the floor rate, so a small window does not shut the door at a cold start', () => {
+  expect(backlogBound({ backlog_max: 8, backlog_wait_max_s: 86_400, window_max: 1 }, 0)).toBe(8);
 });
