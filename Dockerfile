@@ -20,6 +20,8 @@ RUN npm ci --omit=dev && npm cache clean --force
 COPY tsconfig.json ./
 COPY migrations ./migrations
 COPY src ./src
+# The sandbox PSP is a package of its own beside the product; the same image runs it.
+COPY packages ./packages
 
 # The files stay owned by root, so the process cannot rewrite its own code.
 USER node

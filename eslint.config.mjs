@@ -1,6 +1,11 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The sandbox PSP and the product talk only over HTTP (API, hosted pages, webhooks, settlement
+// files): neither imports the other's code. Tests and benches may use both.
+const SANDBOX_IMPORTS = ['**/packages/sandbox-psp', '**/packages/sandbox-psp/**'];
+const PRODUCT_IMPORTS = ['**/src/*', '**/migrations', '**/migrations/*'];
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.data/', 'test-output/', 'dist/', 'coverage/'] },
   js.configs.recommended,
@@ -16,10 +21,18 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: SANDBOX_IMPORTS }] },
+  },
+  {
+    files: ['packages/sandbox-psp/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: PRODUCT_IMPORTS }] },
+  },
+  {
     files: ['src/workflows/**/*.ts'],
     rules: {
       // Workflow code must stay deterministic and free of I/O.
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'http', 'https', 'net', 'pg', 'knex', 'express', '../activities/order', '../activities/payment', '../db*', '../psp/*'] }],
+      'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'http', 'https', 'net', 'pg', 'knex', 'express', '../activities/order', '../activities/payment', '../db*', '../psp/*', ...SANDBOX_IMPORTS] }],
       'no-restricted-properties': ['error', { object: 'Date', property: 'now' }, { object: 'Math', property: 'random' }],
     },
   },

@@ -272,7 +272,7 @@ export async function startStack(stack: ChaosStack, note: (l: string) => void): 
   stack.psp_url = `http://127.0.0.1:${psp_port}`;
   const S = STACK_SETTINGS;
   const shared = { DATABASE_URL: stack.app_db_url, TEMPORAL_ADDRESS: stack.temporal_address, TEMPORAL_TASK_QUEUE: stack.task_queue, PSP_URL: stack.psp_url };
-  tsService(stack, 'sandbox', 'src/sandbox-psp/main.ts', {
+  tsService(stack, 'sandbox', 'packages/sandbox-psp/src/main.ts', {
     SANDBOX_PORT: String(psp_port),
     SANDBOX_DATABASE_URL: stack.psp_db_url,
     // Every POST is a new charge: a duplicate sent by our side shows up as a second charge.

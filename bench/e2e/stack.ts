@@ -112,7 +112,7 @@ export async function startStack(stack: Stack): Promise<void> {
     RATE_LIMIT_BURST: BENCH_RATE_LIMIT_PER_S,
     ADMISSION_MERCHANT_BACKLOG_MAX: BENCH_MERCHANT_BACKLOG_MAX,
   };
-  spawnEntry(stack, 'sandbox_psp', 'src/sandbox-psp/main.ts', env);
+  spawnEntry(stack, 'sandbox_psp', 'packages/sandbox-psp/src/main.ts', env);
   spawnEntry(stack, 'worker', 'src/workers/main.ts', env);
   spawnEntry(stack, 'api', 'src/api/main.ts', env);
   stack.api_url = `http://127.0.0.1:${api_port}`;

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const webhook_url = `http://${env.API_HOST}:${env.API_PORT}/webhooks/psp`;
   const child_env = { ...process.env, TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS, SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? webhook_url };
   running.children.push(
-    supervise('sandbox-psp', 'src/sandbox-psp/main.ts', child_env, log),
+    supervise('sandbox-psp', 'packages/sandbox-psp/src/main.ts', child_env, log),
     supervise('worker', 'src/workers/main.ts', child_env, log),
     supervise('api', 'src/api/main.ts', child_env, log),
   );

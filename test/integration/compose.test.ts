@@ -198,7 +198,7 @@ describe('docker-compose.yml', () => {
     };
     expect(command('api')).toContain('src/api/main.ts');
     expect(command('worker')).toContain('src/workers/main.ts');
-    expect(command('sandbox-psp')).toContain('src/sandbox-psp/main.ts');
+    expect(command('sandbox-psp')).toContain('packages/sandbox-psp/src/main.ts');
   });
 
   it('has a default for every ${VAR}, so `docker compose config` works with an empty environment', () => {
@@ -235,6 +235,13 @@ describe('Dockerfile', () => {
     const users = lines.filter((line) => /^USER\s+/i.test(line));
     expect(users.length).toBeGreaterThan(0);
     expect(users[users.length - 1]).not.toMatch(/^USER\s+(root|0)\b/i);
+  });
+
+  it('copies the folders every compose command runs from', () => {
+    const copied = instructions().filter((line) => /^COPY\s+/i.test(line));
+    for (const folder of ['src', 'migrations', 'packages']) {
+      expect(copied.some((line) => new RegExp(`^COPY\\s+${folder}\\s`, 'i').test(line))).toBe(true);
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDb, type Knex } from '../../src/db';
 import { dayOf } from '../../src/recon/dates';
-import { DEFAULT_SETTLEMENT_KNOBS } from '../../src/sandbox-psp/settlements';
+import { DEFAULT_SETTLEMENT_KNOBS } from '../../packages/sandbox-psp/src/settlements';
 import { accountBalances } from '../../src/ledger/store';
 import { startAsyncStack, type AsyncStack } from '../support/async-stack';
 import { createPayment, until } from '../support/flows';

@@ -71,7 +71,7 @@ describe('crashes and outages', () => {
 
   it('charges each order once when the worker dies after the PSP holds the charge and before the ledger step', async () => {
     // The sandbox commits each charge, then waits 3 s before answering: a window to kill in.
-    spawn('sandbox', 'src/sandbox-psp/main.ts', { ...env, SANDBOX_LATENCY_MS: '3000' });
+    spawn('sandbox', 'packages/sandbox-psp/src/main.ts', { ...env, SANDBOX_LATENCY_MS: '3000' });
     await waitForHttp(`${env.PSP_URL}/healthz`);
     const first = spawn('worker', 'src/workers/main.ts', env);
     await waitForPoller(String(process.env.TEMPORAL_ADDRESS), task_queue);
@@ -113,7 +113,7 @@ describe('crashes and outages', () => {
     const waiting = await call(`${api.url}/v1/payments/${created.body.id}`, { key });
     expect(waiting.body.status).toBe('processing');
 
-    spawn('sandbox', 'src/sandbox-psp/main.ts', env);
+    spawn('sandbox', 'packages/sandbox-psp/src/main.ts', env);
     const done = await waitForPayment(api, key, created.body.id, settled, 60_000);
     expect(done.status).toBe('succeeded');
     for (const order of done.orders) expect((await statsAt(String(env.PSP_URL), order.id)).charges_total).toBe(1);

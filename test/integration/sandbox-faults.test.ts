@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabase } from '../../src/db';
-import type { ChargeJson } from '../../src/sandbox-psp/app';
-import { loadSandboxConfig } from '../../src/sandbox-psp/config';
+import type { ChargeJson } from '../../packages/sandbox-psp/src/app';
+import { loadSandboxConfig } from '../../packages/sandbox-psp/src/config';
 import { spawnSandbox, STARTUP_TIMEOUT_MS, uid, type ErrorJson, type Json, type SpawnedSandbox } from '../support/sandbox';
 
 /**

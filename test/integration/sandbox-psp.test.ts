@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { dropDatabase, ensureDatabase } from '../../src/db';
-import type { ChargeJson } from '../../src/sandbox-psp/app';
+import type { ChargeJson } from '../../packages/sandbox-psp/src/app';
 import { sleep } from '../support/processes';
 import { spawnSandbox, STARTUP_TIMEOUT_MS, uid, type ErrorJson, type Json, type SpawnedSandbox } from '../support/sandbox';
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, dropDatabase, ensureDatabase, type Knex } from '../../src/db';
-import type { ChargeJson } from '../../src/sandbox-psp/app';
+import type { ChargeJson } from '../../packages/sandbox-psp/src/app';
 import { spawnSandbox, STARTUP_TIMEOUT_MS, uid, type ErrorJson, type Json, type SpawnedSandbox } from '../support/sandbox';
 
 /**

@@ -70,7 +70,7 @@ async function spawnOnce(id: string, attempt: number, where: { task_queue: strin
   const suffix = attempt === 1 ? id : `${id}-try${attempt}`;
   const worker_env = { ...shared, ...opts.worker_env };
   const services: Service[] = [
-    spawnTs(`sandbox-${suffix}`, 'src/sandbox-psp/main.ts', sandbox_env),
+    spawnTs(`sandbox-${suffix}`, 'packages/sandbox-psp/src/main.ts', sandbox_env),
     spawnTs(`api-${suffix}`, 'src/api/main.ts', { ...shared, API_PORT: String(api_port), WEBHOOK_SWEEP_INTERVAL_MS: '2000', RELAY_INTERVAL_MS: '1000', ADMISSION_BACKLOG_WAIT_MAX_S: '86400', ...opts.api_env }),
     spawnTs(`worker-${suffix}`, 'src/workers/main.ts', worker_env),
   ];
@@ -141,7 +141,7 @@ export async function startAsyncStack(name: string, opts: AsyncStackOptions): Pr
       await services[0]?.stop();
     },
     async startPsp() {
-      services[0] = spawnTs(`sandbox-${id}`, 'src/sandbox-psp/main.ts', sandbox_env);
+      services[0] = spawnTs(`sandbox-${id}`, 'packages/sandbox-psp/src/main.ts', sandbox_env);
       await waitForHttp(`${psp_url}/healthz`);
     },
     async crashWorker() {

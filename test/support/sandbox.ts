@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { ChargeJson } from '../../src/sandbox-psp/app';
+import type { ChargeJson } from '../../packages/sandbox-psp/src/app';
 import { freePort, spawnTs, waitForHttp, waitForOwnListen, type Service } from './processes';
 
 /** Helpers for the suites that test the sandbox PSP itself, each with processes of its own. */
 
-const ENTRY = 'src/sandbox-psp/main.ts';
+const ENTRY = 'packages/sandbox-psp/src/main.ts';
 export const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface SpawnedSandbox {

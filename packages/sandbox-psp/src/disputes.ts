@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Knex } from '../db';
+import type { Knex } from './db';
 import { parseWith, SandboxError } from './errors';
 import type { MoneyOutDeps } from './money-out';
 import { registerSchema } from './store';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Knex } from '../db';
+import type { Knex } from './db';
 import { registerSchema } from './store';
 
 /**

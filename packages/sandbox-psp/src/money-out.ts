@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Knex } from '../db';
-import type { Logger } from '../logger';
+import type { Knex } from './db';
+import type { Logger } from './logger';
 import { parseWith, readIdempotencyKey, SandboxError } from './errors';
 import type { NewEvent } from './events';
 import { registerSchema } from './store';

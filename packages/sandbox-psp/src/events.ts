@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import type { Knex } from '../db';
+import type { Knex } from './db';
 import { registerSchema } from './store';
 import type { WebhookKnobs } from './config';
 

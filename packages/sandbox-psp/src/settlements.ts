@@ -2,8 +2,8 @@ import express, { type Request, type Response } from 'express';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { z } from 'zod';
-import type { Knex } from '../db';
-import type { Logger } from '../logger';
+import type { Knex } from './db';
+import type { Logger } from './logger';
 import { SandboxError } from './errors';
 import { KnobState, mountKnobRoutes } from './knobs';
 

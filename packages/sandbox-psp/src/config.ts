@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { httpUrlSchema } from './http-url';
 
 /**
  * The sandbox PSP's own env vars. It is a separate process from the payment app (like Stripe's
@@ -26,6 +27,7 @@ const REORDER_HOLD_MS_MAX = 600_000;
 const REORDER_HOLD_MS_DEFAULT = 300;
 const WEBHOOK_BACKOFF_MS_MAX = 60_000;
 const SECRET_CHARS_MIN = 8;
+const ENV_URL_CHARS_MAX = 2_048;
 // Fault knobs. A countdown above a thousand requests is a typo rather than a test.
 const COUNTDOWN_MAX = 1_000;
 const RETRY_AFTER_S_MAX = 600;
@@ -43,10 +45,7 @@ const rateVar = (fallback: string) =>
     .default(fallback)
     .transform(Number);
 
-const httpUrl = z
-  .string()
-  .url()
-  .refine((u) => /^https?:\/\//.test(u), 'must be an http or https URL');
+const httpUrl = httpUrlSchema(ENV_URL_CHARS_MAX);
 
 const SandboxEnvSchema = z.object({
   SANDBOX_PORT: intVar(0, 65_535, 3100),

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
-import { createDb, ensureDatabase, type Knex } from '../db';
-import { createLogger, type Logger } from '../logger';
+import { createDb, ensureDatabase, type Knex } from './db';
+import { createLogger, type Logger } from './logger';
 import { chargeEvent, createSandboxApp, type Deps } from './app';
 import { loadSandboxConfig } from './config';
 import { FaultKnobState } from './faults';
@@ -8,7 +8,7 @@ import { createSchema } from './store';
 import { decideDuePayouts } from './money-out';
 import { startBackgroundLoop, WebhookKnobState, type BackgroundLoop } from './webhooks';
 
-/** Entry point of the sandbox PSP process: `tsx src/sandbox-psp/main.ts`. */
+/** Entry point of the sandbox PSP process: `tsx packages/sandbox-psp/src/main.ts`. */
 
 const DB_POOL_MAX = 10;
 // In-flight requests (a latency-knob POST can take up to a minute, a timeout-fault one is held
@@ -55,10 +55,10 @@ function onShutdownSignal(server: Server, db: Knex, loop: BackgroundLoop, log: L
 }
 
 async function main(): Promise<void> {
-  const log = createLogger('sandbox-psp', undefined, { buffered: true });
+  const log = createLogger('sandbox-psp', { buffered: true });
   const config = loadSandboxConfig();
-  await ensureDatabase(config.database_url);
-  const db = createDb(config.database_url, DB_POOL_MAX);
+  await ensureDatabase(config.database_url, log);
+  const db = createDb(config.database_url, DB_POOL_MAX, log);
   await createSchema(db);
   const knobs = new WebhookKnobState(config.webhook_knobs);
   // The public URL needs the bound port (SANDBOX_PORT may be 0), so it is filled in after listen.
@@ -83,6 +83,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  createLogger('sandbox-psp').fatal({ err }, 'sandbox-psp failed to start');
+  createLogger('sandbox-psp', { buffered: false }).fatal({ err }, 'sandbox-psp failed to start');
   process.exit(1);
 });

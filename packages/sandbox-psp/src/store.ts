@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Knex } from '../db';
+import type { Knex } from './db';
 
 /**
  * The sandbox PSP's durable store: its own PostgreSQL database, so charges survive a restart of

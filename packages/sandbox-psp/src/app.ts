@@ -2,8 +2,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { Knex } from '../db';
-import type { Logger } from '../logger';
+import type { Knex } from './db';
+import type { Logger } from './logger';
 import {
   ERROR_CODES,
   IDEMPOTENCY_KEY_CHARS_MAX,

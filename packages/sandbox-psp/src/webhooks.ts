@@ -1,6 +1,6 @@
-import type { Knex } from '../db';
-import type { Logger } from '../logger';
-import { signPayload } from '../psp/signature';
+import type { Knex } from './db';
+import type { Logger } from './logger';
+import { signPayload } from './signature';
 import type { SandboxConfig, WebhookKnobs } from './config';
 import { KnobState } from './knobs';
 import { claimDueEvents, markAttemptFailed, markDelivered, recordEvent, type EventRow, type NewEvent } from './events';

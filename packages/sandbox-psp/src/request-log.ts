@@ -1,4 +1,4 @@
-import type { Knex } from '../db';
+import type { Knex } from './db';
 import { registerSchema } from './store';
 
 /**

@@ -1,6 +1,6 @@
 import express from 'express';
 import type { z } from 'zod';
-import type { Logger } from '../logger';
+import type { Logger } from './logger';
 import { parseWith } from './errors';
 
 /**

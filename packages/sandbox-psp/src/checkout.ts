@@ -1,7 +1,7 @@
 import express, { type Request, type Response } from 'express';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { httpUrlSchema } from '../domain/http-url';
+import { httpUrlSchema } from './http-url';
 import type { Deps } from './app';
 import { checkCard, TEST_CARDS, CARD_LIMITS, type AcceptedCard, type CardForm } from './cards';
 import { completeSession, findOrInsertSession, getSession, lockSession, type SessionRow } from './checkout-store';
