@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import { createDb, ensureDatabase, type Knex } from './db';
 import { createLogger, type Logger } from './logger';
-import { chargeEvent, createSandboxApp, type Deps } from './app';
+import { createSandboxApp, type Deps } from './app';
+import { chargeEvent } from './charges';
 import { loadSandboxConfig } from './config';
 import { FaultKnobState } from './faults';
 import { createSchema } from './store';

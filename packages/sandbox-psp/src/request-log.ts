@@ -1,4 +1,7 @@
+import type { Request, Response } from 'express';
 import type { Knex } from './db';
+import type { ErrorCode } from './errors';
+import type { Logger } from './logger';
 import { registerSchema } from './store';
 
 /**
@@ -108,4 +111,62 @@ export function toAttemptJson(row: AttemptRow): Record<string, unknown> {
     at: row.at.toISOString(),
     at_ms: row.at.getTime(),
   };
+}
+
+/** The request's own logger (with its req_id) where the app's middleware set one. */
+export function requestLogger(res: Response, fallback: Logger): Logger {
+  return (res.locals['log'] as Logger | undefined) ?? fallback;
+}
+
+/** Every POST under /v1/charges moves money (or tries to): each attempt goes to the request log. */
+export function isMoneyPost(req: Request<unknown>): boolean {
+  return req.method === 'POST' && /^\/v1\/charges(\/|$)/.test(pathOf(req));
+}
+
+function pathOf(req: Request<unknown>): string {
+  return req.originalUrl.split('?')[0] ?? '';
+}
+
+const CHARGE_ACTION_PATH = /^\/v1\/charges\/([^/]+)\/[^/]+$/;
+
+function attemptOf(req: Request<unknown>, outcome: RequestOutcome, http_status: number | null): Attempt {
+  const path = pathOf(req);
+  const body_reference = (req.body as { order_reference?: unknown } | undefined)?.order_reference;
+  const order_reference =
+    path.replace(/\/+$/, '') === '/v1/charges' && typeof body_reference === 'string' && body_reference.length > 0
+      ? body_reference
+      : null;
+  const key = req.get('Idempotency-Key');
+  return {
+    method: req.method,
+    path,
+    order_reference,
+    charge_id: CHARGE_ACTION_PATH.exec(path)?.[1] ?? null,
+    idempotency_key: key === undefined || key.length === 0 ? null : key,
+    outcome,
+    http_status,
+  };
+}
+
+/** Written before the answer leaves; a failure to write is logged, never turned into an error. */
+export async function recordAttempt(
+  deps: { db: Knex; log: Logger },
+  req: Request<unknown>,
+  res: Response,
+  outcome: RequestOutcome,
+  http_status: number | null,
+): Promise<void> {
+  res.locals['attempt_recorded'] = true;
+  try {
+    await insertAttempt(deps.db, attemptOf(req, outcome, http_status));
+  } catch (err) {
+    requestLogger(res, deps.log).warn({ err }, 'request log write failed');
+  }
+}
+
+export function outcomeOf(code: ErrorCode, status: number): RequestOutcome {
+  if (code === 'psp_unavailable') return 'fault_503';
+  if (code === 'rate_limited') return 'rate_limited_429';
+  if (code === 'card_declined' || code === 'insufficient_funds') return 'declined';
+  return status < 500 ? 'error_4xx' : 'error_5xx';
 }
