@@ -2,28 +2,17 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { assert } from '../domain/assert';
 import { disputePosting, type DisputedOrder } from '../domain/ledger';
-import type { OrderStatus } from '../domain/status';
-import { disputeWorkflowId } from '../domain/workflow-ids';
 import { postInTransaction } from '../ledger/poster';
 import type { PspClient, PspDispute } from '../psp/client';
-import { storeDerivedStatus } from '../services/payment-status';
-import { rethrowPsp, withHeartbeat } from './order';
+import { storeDerivedStatus } from '../aggregates/payment';
+import { endDispute, findOrder, loadOrder, markDisputed, type OrderRow } from '../aggregates/order';
+import { decideDispute, disputeExists, insertDispute, lockDispute } from '../aggregates/dispute';
+import { rethrowPsp, withHeartbeat } from './psp-call';
 
 export interface DisputeDeps {
   db: Knex;
   psp: PspClient;
   log: Logger;
-}
-
-interface OrderRow {
-  id: string;
-  payment_id: string;
-  merchant_id: string;
-  seller_id: string;
-  currency: string;
-  amount_minor: string;
-  commission_minor: string;
-  status: OrderStatus;
 }
 
 const draftOf = (o: OrderRow, d: { id: string; amount_minor: string }): DisputedOrder => ({
@@ -43,11 +32,11 @@ export function createDisputeActivities({ db, psp, log }: DisputeDeps) {
     /** Records a dispute once: its row, the hold in the ledger, the order and payment `disputed`. */
     async openDispute(dispute: PspDispute): Promise<void> {
       await db.transaction(async (trx) => {
-        if ((await trx('dispute').where({ id: dispute.id }).first('id')) !== undefined) return;
-        const order = (await trx('payment_order').where({ psp_reference: dispute.charge }).forUpdate().first()) as OrderRow | undefined;
+        if (await disputeExists(trx, dispute.id)) return;
+        const order = await findOrder(trx, { psp_reference: dispute.charge }, { lock: true });
         assert(order !== undefined, `dispute ${dispute.id} is about one of our charges`);
         const amount_minor = BigInt(dispute.amount) > BigInt(order.amount_minor) ? order.amount_minor : dispute.amount;
-        await trx('dispute').insert({
+        await insertDispute(trx, {
           id: dispute.id,
           merchant_id: order.merchant_id,
           payment_id: order.payment_id,
@@ -58,10 +47,9 @@ export function createDisputeActivities({ db, psp, log }: DisputeDeps) {
           status: dispute.status === 'under_review' ? 'under_review' : 'needs_response',
           evidence_due_by: new Date(dispute.evidence_due_by * 1000),
           order_status_before: order.status,
-          workflow_id: disputeWorkflowId(dispute.id),
         });
         await postInTransaction(trx, [disputePosting(draftOf(order, { id: dispute.id, amount_minor }), 'open')]);
-        await trx('payment_order').where({ id: order.id }).update({ status: 'disputed', updated_at: trx.fn.now() });
+        await markDisputed(trx, order.id);
         await storeDerivedStatus(trx, order.payment_id);
         log.info({ dispute_id: dispute.id, order_id: order.id, payment_id: order.payment_id, amount_minor }, 'dispute opened');
       });
@@ -76,16 +64,13 @@ export function createDisputeActivities({ db, psp, log }: DisputeDeps) {
     async closeDispute(dispute: PspDispute): Promise<void> {
       assert(dispute.status === 'won' || dispute.status === 'lost', `dispute ${dispute.id} is decided`);
       await db.transaction(async (trx) => {
-        const row = (await trx('dispute').where({ id: dispute.id }).forUpdate().first()) as
-          | { id: string; order_id: string; amount_minor: string; status: string; order_status_before: OrderStatus }
-          | undefined;
+        const row = await lockDispute(trx, dispute.id);
         assert(row !== undefined, `dispute ${dispute.id} was opened`);
         if (row.status === 'won' || row.status === 'lost') return;
-        const order = (await trx('payment_order').where({ id: row.order_id }).forUpdate().first()) as OrderRow;
+        const order = await loadOrder(trx, row.order_id, { lock: true });
         await postInTransaction(trx, [disputePosting(draftOf(order, { id: row.id, amount_minor: row.amount_minor }), dispute.status === 'won' ? 'won' : 'lost')]);
-        await trx('dispute').where({ id: row.id }).update({ status: dispute.status, updated_at: trx.fn.now() });
-        const back = dispute.status === 'won' ? { status: row.order_status_before } : { status: 'refunded', refunded_minor: order.amount_minor };
-        await trx('payment_order').where({ id: order.id }).update({ ...back, updated_at: trx.fn.now() });
+        await decideDispute(trx, row.id, dispute.status === 'won' ? 'won' : 'lost');
+        await endDispute(trx, order, dispute.status === 'won' ? { won: true, status_before: row.order_status_before } : { won: false });
         await storeDerivedStatus(trx, order.payment_id);
         log.info({ dispute_id: row.id, order_id: order.id, status: dispute.status }, 'dispute closed');
       });

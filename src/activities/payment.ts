@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { assert } from '../domain/assert';
-import type { PaymentStatus } from '../domain/status';
 import type { RiskProvider } from '../domain/risk';
 import { PspError, type PspClient } from '../psp/client';
-import { storeDerivedStatus } from '../services/payment-status';
+import { attachPaymentMethod, loadPayment, storeDerivedStatus } from '../aggregates/payment';
+import { endUnstartedOrders } from '../aggregates/order';
 import type { PaymentSummary, RiskOutcome } from './types';
 
 export interface PaymentDeps {
@@ -14,24 +14,7 @@ export interface PaymentDeps {
   psp: PspClient;
 }
 
-interface PaymentRow {
-  id: string;
-  merchant_id: string;
-  buyer_id: string;
-  currency: string;
-  amount_minor: string;
-  status: PaymentStatus;
-  payment_method: string | null;
-  checkout_session_id: string | null;
-}
-
 const PAYMENT_METHOD_TOKEN = /^pm_[A-Za-z0-9_]{1,200}$/;
-
-async function loadPayment(db: Knex, payment_id: string): Promise<PaymentRow> {
-  const row = await db<PaymentRow>('payment_event').where({ id: payment_id }).first();
-  assert(row !== undefined, `payment ${payment_id} exists`);
-  return row;
-}
 
 /** The token of the payment's hosted checkout if the buyer completed it; null if not, or if the PSP knows no such session. */
 async function completedCheckout({ db, log, psp }: Pick<PaymentDeps, 'db' | 'log' | 'psp'>, payment_id: string): Promise<string | null> {
@@ -54,9 +37,7 @@ export function createPaymentActivities({ db, log, risk, psp }: PaymentDeps) {
   /** Ends a payment before any charge: every order that never started takes `order_status`. */
   async function endBeforeCharging(payment_id: string, order_status: 'failed' | 'canceled', code: string, reason: string): Promise<PaymentSummary> {
     return await db.transaction(async (trx) => {
-      await trx('payment_order')
-        .where({ payment_id, status: 'not_started' })
-        .update({ status: order_status, failure_code: code, failure_message: reason, updated_at: trx.fn.now() });
+      await endUnstartedOrders(trx, payment_id, order_status, { failure_code: code, failure_message: reason });
       const status = await storeDerivedStatus(trx, payment_id, { failure_code: code, failure_message: reason });
       log.info({ payment_id, status, code }, 'payment ended before charging');
       return { payment_id, status };
@@ -96,10 +77,7 @@ export function createPaymentActivities({ db, log, risk, psp }: PaymentDeps) {
       // A repeat (retry after a crash) finds its own token already there.
       if (p.payment_method === payment_method) return;
       assert(p.payment_method === null && p.status === 'requires_payment_method', `payment ${payment_id} awaits a payment method`);
-      await db('payment_event')
-        .where({ id: payment_id, status: 'requires_payment_method' })
-        .whereNull('payment_method')
-        .update({ payment_method, status: 'processing', updated_at: db.fn.now() });
+      await attachPaymentMethod(db, payment_id, payment_method);
       log.info({ payment_id, payment_method }, 'payment method attached');
     },
 

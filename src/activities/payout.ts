@@ -4,8 +4,8 @@ import { assert } from '../domain/assert';
 import { payoutPosting } from '../domain/ledger';
 import { postInTransaction } from '../ledger/poster';
 import { PspError, type PspClient, type PspPayout } from '../psp/client';
-import { payableSellers, payoutReference, reservePayout, type PayoutRow } from '../services/payouts';
-import { rethrowPsp, withHeartbeat } from './order';
+import { decidePayout, loadPayout, payableSellers, payoutReference, payoutsOfRun, reservePayout, setPspPayoutId } from '../aggregates/payout';
+import { rethrowPsp, withHeartbeat } from './psp-call';
 
 export interface PayoutDeps {
   db: Knex;
@@ -22,13 +22,6 @@ export interface PayoutOutcome {
   failure_code: string | null;
 }
 
-async function loadPayout(conn: Knex, payout_id: string, lock = false): Promise<PayoutRow> {
-  const query = conn('payout').where({ id: payout_id });
-  const row = (await (lock ? query.forUpdate() : query).first()) as PayoutRow | undefined;
-  assert(row !== undefined, `payout ${payout_id} exists`);
-  return row;
-}
-
 const outcomeOf = (payout_id: string, p: Pick<PspPayout, 'status' | 'failure_code'>): PayoutOutcome => ({ payout_id, status: p.status, failure_code: p.failure_code });
 
 export function createPayoutActivities({ db, psp, log, payout_minimums }: PayoutDeps) {
@@ -42,7 +35,7 @@ export function createPayoutActivities({ db, psp, log, payout_minimums }: Payout
         if (typeof row === 'string') continue; // below the minimum, or spent since the candidate list
         made.push({ payout_id: row.id, workflow_id: row.workflow_id });
       }
-      const earlier = (await db('payout').where({ run_date }).select('id', 'workflow_id')) as { id: string; workflow_id: string }[];
+      const earlier = await payoutsOfRun(db, run_date);
       for (const p of earlier) if (!made.some((m) => m.payout_id === p.id)) made.push({ payout_id: p.id, workflow_id: p.workflow_id });
       log.info({ run_date, payouts: made.length }, 'payout run reserved');
       return made;
@@ -56,7 +49,7 @@ export function createPayoutActivities({ db, psp, log, payout_minimums }: Payout
         const sent = await withHeartbeat(
           psp.createPayout({ amount_minor: BigInt(payout.amount_minor), currency: payout.currency.trim(), destination: payout.destination_token, reference: payoutReference(payout), idempotency_key: payout.id }),
         );
-        await db('payout').where({ id: payout_id }).whereNull('psp_payout_id').update({ psp_payout_id: sent.id, updated_at: db.fn.now() });
+        await setPspPayoutId(db, payout_id, sent.id);
         return outcomeOf(payout_id, sent);
       } catch (err) {
         if (err instanceof PspError && err.kind === 'definitive') return { payout_id, status: 'failed', failure_code: err.code };
@@ -79,7 +72,7 @@ export function createPayoutActivities({ db, psp, log, payout_minimums }: Payout
         if (payout.status !== 'pending') return { payout_id: payout.id, status: payout.status, failure_code: payout.failure_code };
         const draft = { payout_id: payout.id, merchant_id: payout.merchant_id, seller_id: payout.seller_id, currency: payout.currency.trim(), amount_minor: BigInt(payout.amount_minor) };
         await postInTransaction(trx, [payoutPosting(draft, outcome.status === 'paid' ? 'paid' : 'failed')]);
-        await trx('payout').where({ id: payout.id }).update({ status: outcome.status, failure_code: outcome.failure_code, updated_at: trx.fn.now() });
+        await decidePayout(trx, payout.id, outcome.status === 'paid' ? 'paid' : 'failed', outcome.failure_code);
         log.info({ payout_id: payout.id, seller_id: payout.seller_id, status: outcome.status, failure_code: outcome.failure_code }, 'payout settled');
         return outcome;
       });

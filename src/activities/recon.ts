@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { PspError, type PspCharge, type PspClient } from '../psp/client';
-import { rethrowPsp, withHeartbeat } from './order';
+import { rethrowPsp, withHeartbeat } from './psp-call';
 import { FAILURE_TYPES } from '../workflows/contract';
 import { checkRunDay } from '../recon/dates';
 import { SettlementFileError } from '../recon/file';

@@ -4,8 +4,10 @@ import { assert } from '../domain/assert';
 import { refundPosting } from '../domain/ledger';
 import { postInTransaction } from '../ledger/poster';
 import { PspError, type PspClient } from '../psp/client';
-import { storeDerivedStatus } from '../services/payment-status';
-import { rethrowPsp, withHeartbeat } from './order';
+import { storeDerivedStatus } from '../aggregates/payment';
+import { loadOrder, markRefunded, releaseRefund } from '../aggregates/order';
+import { loadRefund, markRefundFailed, markRefundSucceeded, succeededRefundsOfOrder, type RefundRow } from '../aggregates/refund';
+import { rethrowPsp, withHeartbeat } from './psp-call';
 
 export interface RefundDeps {
   db: Knex;
@@ -22,28 +24,7 @@ export interface RefundOutcome {
   failure_message: string | null;
 }
 
-interface RefundRow {
-  id: string;
-  merchant_id: string;
-  payment_id: string;
-  order_id: string;
-  amount_minor: string;
-  currency: string;
-  reason: string | null;
-  status: 'pending' | 'succeeded' | 'failed';
-  psp_refund_id: string | null;
-  failure_code: string | null;
-  failure_message: string | null;
-}
-
 const FAILURE_MESSAGE_CHARS_MAX = 1_000;
-
-async function loadRefund(conn: Knex, refund_id: string, lock = false): Promise<RefundRow> {
-  const query = conn('refund').where({ id: refund_id });
-  const row = (await (lock ? query.forUpdate() : query).first()) as RefundRow | undefined;
-  assert(row !== undefined, `refund ${refund_id} exists`);
-  return row;
-}
 
 const outcomeOf = (r: RefundRow): RefundOutcome => {
   assert(r.status !== 'pending', `refund ${r.id} is decided`);
@@ -54,11 +35,8 @@ export function createRefundActivities({ db, psp, log }: RefundDeps) {
   /** Succeeded: the ledger posting, the refund row and the order's (and payment's) status, together. */
   async function recordSucceeded(trx: Knex.Transaction, refund: RefundRow, psp_refund_id: string): Promise<void> {
     // The order row lock orders this against other refunds of the order finishing at the same time.
-    const order = (await trx('payment_order').where({ id: refund.order_id }).forUpdate().first()) as {
-      id: string; payment_id: string; merchant_id: string; seller_id: string; amount_minor: string; commission_minor: string; status: string;
-    };
-    const [done] = (await trx('refund').where({ order_id: order.id, status: 'succeeded' }).sum({ total: 'amount_minor' })) as { total: string | null }[];
-    const refunded_before_minor = BigInt(done?.total ?? 0);
+    const order = await loadOrder(trx, refund.order_id, { lock: true });
+    const refunded_before_minor = await succeededRefundsOfOrder(trx, order.id);
     const refund_minor = BigInt(refund.amount_minor);
     await postInTransaction(trx, [
       refundPosting({
@@ -74,9 +52,9 @@ export function createRefundActivities({ db, psp, log }: RefundDeps) {
         refund_minor,
       }),
     ]);
-    await trx('refund').where({ id: refund.id }).update({ status: 'succeeded', psp_refund_id, updated_at: trx.fn.now() });
+    await markRefundSucceeded(trx, refund.id, psp_refund_id);
     const status = refunded_before_minor + refund_minor === BigInt(order.amount_minor) ? 'refunded' : 'partially_refunded';
-    if (status !== order.status) await trx('payment_order').where({ id: order.id }).update({ status, updated_at: trx.fn.now() });
+    if (status !== order.status) await markRefunded(trx, order.id, status);
     await storeDerivedStatus(trx, order.payment_id);
   }
 
@@ -85,7 +63,7 @@ export function createRefundActivities({ db, psp, log }: RefundDeps) {
     async refundAtPsp(refund_id: string): Promise<RefundOutcome> {
       const refund = await loadRefund(db, refund_id);
       if (refund.status !== 'pending') return outcomeOf(refund);
-      const order = (await db('payment_order').where({ id: refund.order_id }).first('psp_reference')) as { psp_reference: string | null };
+      const order = await loadOrder(db, refund.order_id);
       assert(order.psp_reference !== null, `order ${refund.order_id} of refund ${refund_id} has a PSP charge`);
       try {
         const given = await withHeartbeat(psp.createRefund({ charge_id: order.psp_reference, amount_minor: BigInt(refund.amount_minor), reason: refund.reason, idempotency_key: refund.id }));
@@ -107,8 +85,8 @@ export function createRefundActivities({ db, psp, log }: RefundDeps) {
           assert(outcome.psp_refund_id !== null, 'a succeeded refund has its PSP id');
           await recordSucceeded(trx, refund, outcome.psp_refund_id);
         } else {
-          await trx('refund').where({ id: refund.id }).update({ status: 'failed', failure_code: outcome.failure_code, failure_message: outcome.failure_message, updated_at: trx.fn.now() });
-          await trx('payment_order').where({ id: refund.order_id }).update({ refunded_minor: trx.raw('refunded_minor - ?', [refund.amount_minor]), updated_at: trx.fn.now() });
+          await markRefundFailed(trx, refund.id, { failure_code: outcome.failure_code, failure_message: outcome.failure_message });
+          await releaseRefund(trx, refund.order_id, refund.amount_minor);
         }
         log.info({ refund_id: refund.id, order_id: refund.order_id, payment_id: refund.payment_id, status: outcome.status, failure_code: outcome.failure_code }, 'refund recorded');
         return outcome;

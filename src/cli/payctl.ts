@@ -9,7 +9,9 @@ import { expireHolds } from '../ledger/holds';
 import { reconClose, reconItems, reconReport, reconRun } from './recon';
 import { ListReconItemsQuery } from '../api/schemas';
 import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
-import { accountBalances, available, pending, verifyLedger } from '../ledger/store';
+import { accountBalances, available, paymentPostings, pending, verifyLedger, type PostingEntry, type PostingTransaction } from '../ledger/store';
+import { findPaymentWithMerchantName, type PaymentRow } from '../aggregates/payment';
+import { ordersOfPayments, type OrderRow } from '../aggregates/order';
 
 /**
  * Operator CLI. Output is for people (one line per fact) with `--json` for scripts.
@@ -164,137 +166,109 @@ async function paymentHistory(db: Knex, args: Args): Promise<number> {
   return 0;
 }
 
-interface ShownPayment {
-  id: string;
-  status: string;
-  amount_minor: string;
-  currency: string;
-  merchant_id: string;
-  merchant_name: string;
-  buyer_id: string;
-  failure_code: string | null;
-  failure_message: string | null;
-  workflow_id: string;
-  created_at: Date;
-  updated_at: Date;
-}
-
-interface ShownOrder {
-  id: string;
-  status: string;
-  amount_minor: string;
-  currency: string;
-  seller_id: string;
-  psp_reference: string | null;
-  charge_attempts: number;
-  failure_code: string | null;
-  failure_message: string | null;
-  psp_version: number | null;
-  wallet_updated: boolean;
-  ledger_updated: boolean;
-  updated_at: Date;
-}
-
-interface ShownEntry {
-  transaction_id: string;
-  account: string;
-  amount_minor: string;
-  currency: string;
-  phase: string;
-}
-
 const failureOf = (r: { failure_code: string | null; failure_message: string | null }): string | null =>
   r.failure_code === null && r.failure_message === null ? null : [r.failure_code, r.failure_message].filter((x) => x !== null).join(': ');
 
-/** Everything stored about one payment, in the shape `payment show` prints (amounts as decimal strings). */
-async function loadPaymentFacts(db: Knex, payment_id: string) {
-  const payment = await db('payment_event as p')
-    .join('merchant as m', 'm.id', 'p.merchant_id')
-    .where('p.id', payment_id)
-    .first<ShownPayment | undefined>('p.id', 'p.status', 'p.amount_minor', 'p.currency', 'p.merchant_id', 'm.name as merchant_name', 'p.buyer_id', 'p.failure_code', 'p.failure_message', 'p.workflow_id', 'p.created_at', 'p.updated_at');
+type ShownPayment = PaymentRow & { merchant_name: string };
+
+/** The rows `payment show` prints: the payment and its orders, events, ledger postings and status history. */
+async function loadPaymentRows(db: Knex, payment_id: string) {
+  const payment: ShownPayment | undefined = await findPaymentWithMerchantName(db, payment_id);
   if (payment === undefined) return null;
-  const orders = await db('payment_order')
-    .where({ payment_id })
-    .orderBy([{ column: 'created_at' }, { column: 'id' }])
-    .select<ShownOrder[]>('id', 'status', 'amount_minor', 'currency', 'seller_id', 'psp_reference', 'charge_attempts', 'failure_code', 'failure_message', 'psp_version', 'wallet_updated', 'ledger_updated', 'updated_at');
+  const orders = await ordersOfPayments(db, [payment_id]);
   // Events applied to (or meant for) the payment or one of its orders; an ignored one keeps only its order id.
   const order_ids = orders.map((o) => o.id);
   const events = await db('psp_event')
     .where((q) => (order_ids.length === 0 ? q.where({ payment_id }) : q.where({ payment_id }).orWhereIn('order_id', order_ids)))
     .orderBy([{ column: 'received_at' }, { column: 'id' }])
     .select<EventLine[]>('id', 'type', 'route', 'object_id', 'payment_id', 'order_id', 'note', 'deliveries', 'received_at', 'applied_at');
-  const transactions: { id: string; reference: string; kind: string; description: string; order_id: string | null; created_at: Date }[] = await db('ledger_transaction')
-    .where({ payment_id })
-    .orderBy('id')
-    .select('id', 'reference', 'kind', 'description', 'order_id', 'created_at');
-  const entries: ShownEntry[] = transactions.length === 0 ? [] : await db('ledger_entry as e')
-    .join('ledger_account as a', 'a.id', 'e.account_id')
-    .whereIn('e.transaction_id', transactions.map((t) => t.id))
-    .orderBy('e.id')
-    .select('e.transaction_id', 'a.code as account', 'e.amount_minor', 'e.currency', 'e.phase');
+  const { transactions, entries } = await paymentPostings(db, payment_id);
   const history: { order_id: string | null; from_status: string | null; to_status: string; changed_at: Date }[] = await db('status_history')
     .where({ payment_id })
     .orderBy('id')
     .select('order_id', 'from_status', 'to_status', 'changed_at');
+  return { payment, orders, events, transactions, entries, history };
+}
+
+const failureFields = (r: { failure_code: string | null; failure_message: string | null }) => ({ failure_code: r.failure_code, failure_message: r.failure_message });
+
+function shownPayment(payment: ShownPayment) {
+  return {
+    id: payment.id,
+    status: payment.status,
+    amount: formatAmount(BigInt(payment.amount_minor), payment.currency),
+    currency: payment.currency,
+    merchant_id: payment.merchant_id,
+    merchant_name: payment.merchant_name,
+    buyer_id: payment.buyer_id,
+    ...failureFields(payment),
+    workflow_id: payment.workflow_id,
+    created_at: payment.created_at.toISOString(),
+    updated_at: payment.updated_at.toISOString(),
+  };
+}
+
+function shownOrder(o: OrderRow) {
+  return {
+    id: o.id,
+    status: o.status,
+    amount: formatAmount(BigInt(o.amount_minor), o.currency),
+    currency: o.currency,
+    seller_id: o.seller_id,
+    psp_reference: o.psp_reference,
+    charge_attempts: o.charge_attempts,
+    ...failureFields(o),
+    psp_version: o.psp_version,
+    wallet_updated: o.wallet_updated,
+    ledger_updated: o.ledger_updated,
+    updated_at: o.updated_at.toISOString(),
+  };
+}
+
+function shownEvent(e: EventLine) {
+  return {
+    id: e.id,
+    type: e.type,
+    route: e.route,
+    object_id: e.object_id,
+    order_id: e.order_id,
+    applied: e.applied_at !== null,
+    applied_at: e.applied_at?.toISOString() ?? null,
+    deliveries: e.deliveries,
+    note: e.note,
+    received_at: e.received_at.toISOString(),
+  };
+}
+
+function shownTransaction(t: PostingTransaction, entries: PostingEntry[]) {
+  return {
+    id: String(t.id),
+    reference: t.reference,
+    kind: t.kind,
+    description: t.description,
+    order_id: t.order_id,
+    created_at: t.created_at.toISOString(),
+    entries: entries
+      .filter((e) => String(e.transaction_id) === String(t.id))
+      .map((e) => {
+        const minor = BigInt(e.amount_minor);
+        return { account: e.account, direction: minor > 0n ? 'debit' : 'credit', amount: formatAmount(minor > 0n ? minor : -minor, e.currency), currency: e.currency, phase: e.phase };
+      }),
+  };
+}
+
+/** Everything stored about one payment, in the shape `payment show` prints (amounts as decimal strings). */
+async function loadPaymentFacts(db: Knex, payment_id: string) {
+  const rows = await loadPaymentRows(db, payment_id);
+  if (rows === null) return null;
   const env = loadEnv();
   return {
-    payment: {
-      id: payment.id,
-      status: payment.status,
-      amount: formatAmount(BigInt(payment.amount_minor), payment.currency),
-      currency: payment.currency,
-      merchant_id: payment.merchant_id,
-      merchant_name: payment.merchant_name,
-      buyer_id: payment.buyer_id,
-      failure_code: payment.failure_code,
-      failure_message: payment.failure_message,
-      workflow_id: payment.workflow_id,
-      created_at: payment.created_at.toISOString(),
-      updated_at: payment.updated_at.toISOString(),
-    },
-    temporal_ui_url: `${env.TEMPORAL_UI_URL.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(env.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(payment.workflow_id)}`,
-    orders: orders.map((o) => ({
-      id: o.id,
-      status: o.status,
-      amount: formatAmount(BigInt(o.amount_minor), o.currency),
-      currency: o.currency,
-      seller_id: o.seller_id,
-      psp_reference: o.psp_reference,
-      charge_attempts: o.charge_attempts,
-      failure_code: o.failure_code,
-      failure_message: o.failure_message,
-      psp_version: o.psp_version,
-      wallet_updated: o.wallet_updated,
-      ledger_updated: o.ledger_updated,
-      updated_at: o.updated_at.toISOString(),
-    })),
-    psp_events: events.map((e) => ({
-      id: e.id,
-      type: e.type,
-      route: e.route,
-      object_id: e.object_id,
-      order_id: e.order_id,
-      applied: e.applied_at !== null,
-      applied_at: e.applied_at?.toISOString() ?? null,
-      deliveries: e.deliveries,
-      note: e.note,
-      received_at: e.received_at.toISOString(),
-    })),
-    ledger_transactions: transactions.map((t) => ({
-      id: String(t.id),
-      reference: t.reference,
-      kind: t.kind,
-      description: t.description,
-      order_id: t.order_id,
-      created_at: t.created_at.toISOString(),
-      entries: entries
-        .filter((e) => String(e.transaction_id) === String(t.id))
-        .map((e) => {
-          const minor = BigInt(e.amount_minor);
-          return { account: e.account, direction: minor > 0n ? 'debit' : 'credit', amount: formatAmount(minor > 0n ? minor : -minor, e.currency), currency: e.currency, phase: e.phase };
-        }),
-    })),
-    status_history: history.map((h) => ({ order_id: h.order_id, from_status: h.from_status, to_status: h.to_status, changed_at: h.changed_at.toISOString() })),
+    payment: shownPayment(rows.payment),
+    temporal_ui_url: `${env.TEMPORAL_UI_URL.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(env.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(rows.payment.workflow_id)}`,
+    orders: rows.orders.map(shownOrder),
+    psp_events: rows.events.map(shownEvent),
+    ledger_transactions: rows.transactions.map((t) => shownTransaction(t, rows.entries)),
+    status_history: rows.history.map((h) => ({ order_id: h.order_id, from_status: h.from_status, to_status: h.to_status, changed_at: h.changed_at.toISOString() })),
   };
 }
 

@@ -121,3 +121,34 @@ export async function accountBalances(db: Knex, code: string, currency?: string)
     pending_minor: BigInt(String(r.pending_minor)),
   }));
 }
+
+export interface PostingTransaction {
+  id: string;
+  reference: string;
+  kind: string;
+  description: string;
+  order_id: string | null;
+  created_at: Date;
+}
+
+export interface PostingEntry {
+  transaction_id: string;
+  account: string;
+  amount_minor: string;
+  currency: string;
+  phase: string;
+}
+
+/** A payment's ledger transactions and their entries, in posting order. */
+export async function paymentPostings(db: Knex, payment_id: string): Promise<{ transactions: PostingTransaction[]; entries: PostingEntry[] }> {
+  const transactions: PostingTransaction[] = await db('ledger_transaction')
+    .where({ payment_id })
+    .orderBy('id')
+    .select('id', 'reference', 'kind', 'description', 'order_id', 'created_at');
+  const entries: PostingEntry[] = transactions.length === 0 ? [] : await db('ledger_entry as e')
+    .join('ledger_account as a', 'a.id', 'e.account_id')
+    .whereIn('e.transaction_id', transactions.map((t) => t.id))
+    .orderBy('e.id')
+    .select('e.transaction_id', 'a.code as account', 'e.amount_minor', 'e.currency', 'e.phase');
+  return { transactions, entries };
+}

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { AppError } from '../domain/errors';
 import type { AdmissionSettings } from '../config';
-import { startPaymentWorkflow, unstartedColumns, type StarterDeps, type UnstartedPayment } from './workflow-starter';
+import { startPaymentWorkflow, type StarterDeps } from './workflow-starter';
+import { claimUnstarted, countBacklog, paymentStatuses, type ClaimedPayment } from '../aggregates/payment';
 
 /**
  * Admission control (issue 13, item 3). Accepting a payment stays cheap (its rows and a 201); the
@@ -138,43 +139,6 @@ export interface AdmissionObserver {
 
 const NO_OBSERVER: AdmissionObserver = { started() {}, refused() {} };
 
-type ClaimedPayment = UnstartedPayment & { status: string; age_ms: number };
-
-/**
- * Unstarted payments of one task queue, round-robin across merchants and oldest first within
- * one: every merchant's oldest, then every merchant's second oldest, …; among merchants at the same
- * rank, the one served least recently first (so round-robin holds across claims, not only within
- * one: with a batch of one, rank alone would be first-come-first-served). One merchant's burst
- * cannot starve the others. FOR UPDATE does not go with a window function: ranks come from a CTE.
- */
-async function claimUnstarted(trx: Knex.Transaction, task_queue: string, limit: number, served: ReadonlyMap<string, number>): Promise<ClaimedPayment[]> {
-  const ranked = trx('payment_event')
-    .select('id', 'created_at', trx.raw('row_number() over (partition by merchant_id order by created_at, id) as merchant_rank'))
-    .whereNull('workflow_started_at')
-    .where({ task_queue });
-  const last_served = trx.raw('select * from unnest(?::text[], ?::float8[]) as s(merchant_id, at_ms)', [[...served.keys()], [...served.values()]]);
-  return (await trx
-    .with('ranked', ranked)
-    .with('served', last_served)
-    .from({ p: 'payment_event' })
-    .join('ranked', 'ranked.id', 'p.id')
-    .leftJoin('served', 'served.merchant_id', 'p.merchant_id')
-    .select(...unstartedColumns(trx, 'p'), 'p.status', trx.raw('(extract(epoch from clock_timestamp() - p.created_at) * 1000)::float8 as age_ms'))
-    .whereNull('p.workflow_started_at')
-    .where('ranked.merchant_rank', '<=', limit)
-    .orderBy('ranked.merchant_rank')
-    .orderByRaw('coalesce(served.at_ms, 0)')
-    .orderBy([{ column: 'ranked.created_at' }, { column: 'p.id' }])
-    .limit(limit)
-    .forUpdate('p')
-    .skipLocked()) as ClaimedPayment[];
-}
-
-async function countBacklog(db: Knex, task_queue: string): Promise<{ merchant_id: string; n: number }[]> {
-  const rows = (await db('payment_event').select('merchant_id').count('* as n').whereNull('workflow_started_at').where({ task_queue }).groupBy('merchant_id')) as { merchant_id: string; n: string }[];
-  return rows.map((r) => ({ merchant_id: r.merchant_id, n: Number(r.n) }));
-}
-
 export class Admission implements AdmissionView {
   private readonly window_: AimdWindow;
   private readonly backlog_ = new BacklogCount();
@@ -290,7 +254,7 @@ export class Admission implements AdmissionView {
 
   private async refreshInflight(now_ms: number): Promise<void> {
     if (this.inflight_.size === 0) return;
-    const rows = (await this.starter.db('payment_event').select('id', 'status').whereRaw('id = any(?)', [[...this.inflight_.keys()]])) as { id: string; status: string }[];
+    const rows = await paymentStatuses(this.starter.db, [...this.inflight_.keys()]);
     const status = new Map(rows.map((r) => [r.id, r.status]));
     const expiry_ms = INFLIGHT_EXPIRY_TARGETS * this.settings.latency_target_ms;
     for (const [id, started_ms] of this.inflight_) {

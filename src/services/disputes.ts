@@ -2,24 +2,10 @@ import type { Knex } from 'knex';
 import { AppError } from '../domain/errors';
 import { formatAmount } from '../domain/money';
 import { PspError, type PspClient } from '../psp/client';
-import { merchantPage } from './pages';
+import { findMerchantDispute, markEvidenceSubmitted, merchantDisputesPage, type DisputeRow } from '../aggregates/dispute';
 
 /** Disputes as merchants see them, and their evidence (forwarded to the PSP before the deadline). */
 export const DISPUTE_EVIDENCE_CHARS_MAX = 20_000;
-
-interface DisputeRow {
-  id: string;
-  payment_id: string;
-  order_id: string;
-  amount_minor: string;
-  currency: string;
-  reason: string;
-  status: 'needs_response' | 'under_review' | 'won' | 'lost';
-  evidence_due_by: Date;
-  evidence_submitted_at: Date | null;
-  workflow_id: string;
-  created_at: Date;
-}
 
 function toResource(d: DisputeRow) {
   const currency = d.currency.trim();
@@ -40,7 +26,7 @@ function toResource(d: DisputeRow) {
 }
 
 async function load(db: Knex, merchant_id: string, id: string): Promise<DisputeRow> {
-  const row = (await db('dispute').where({ id, merchant_id }).first()) as DisputeRow | undefined;
+  const row = await findMerchantDispute(db, merchant_id, id);
   if (row === undefined) throw new AppError('resource_missing', `no dispute ${id}`, 'id');
   return row;
 }
@@ -51,7 +37,7 @@ export async function getDispute(db: Knex, merchant_id: string, id: string) {
 
 /** Newest first (cursor pagination). */
 export async function listDisputes(db: Knex, merchant_id: string, opts: { limit: number; starting_after?: string }) {
-  return await merchantPage(db, { table: 'dispute', noun: 'disputes' }, merchant_id, opts, toResource);
+  return await merchantDisputesPage(db, merchant_id, opts, toResource);
 }
 
 /** Evidence goes to the PSP while the dispute is open and its deadline has not passed (else 409). */
@@ -66,6 +52,6 @@ export async function submitEvidence(db: Knex, psp: PspClient, merchant_id: stri
     if (err.kind === 'definitive') throw new AppError('dispute_evidence_closed', `the PSP refused the evidence: ${err.message}`, 'id');
     throw new AppError('psp_unavailable', 'the PSP did not take the evidence; retry', undefined, err.retry_after_s);
   }
-  await db('dispute').where({ id, status: row.status }).update({ status: 'under_review', evidence_submitted_at: db.fn.now(), updated_at: db.fn.now() });
+  await markEvidenceSubmitted(db, id, row.status);
   return toResource(await load(db, merchant_id, id));
 }

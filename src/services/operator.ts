@@ -4,7 +4,7 @@ import { AppError } from '../domain/errors';
 import type { Logger } from '../logger';
 import type { OperatorCommand } from '../activities/types';
 import { operatorCommandSignal } from '../workflows/contract';
-import { orderSignalTarget } from './workflow-starter';
+import { findOrder, listParkedOrders as parkedOrders, orderSignalTarget, type ParkedOrder } from '../aggregates/order';
 
 /**
  * Operators' decisions on dead letters (orders parked as `needs_attention`), shared by the ops
@@ -20,20 +20,11 @@ export interface OperatorDeps {
 export const OPERATOR_LIMITS = { reason_chars_max: 500, list_max: 500 } as const;
 const SIGNAL_DEADLINE_MS = 3_000;
 
-export interface ParkedOrder {
-  id: string;
-  payment_id: string;
-  merchant_id: string;
-  seller_id: string;
-  status: string;
-  failure_code: string | null;
-  failure_message: string | null;
-  updated_at: Date;
-}
+export type { ParkedOrder };
 
 export async function commandOrder(deps: OperatorDeps, order_id: string, command: OperatorCommand): Promise<ParkedOrder> {
   if (command.reason.length > OPERATOR_LIMITS.reason_chars_max) throw new AppError('parameter_invalid', `reason is at most ${OPERATOR_LIMITS.reason_chars_max} characters`, 'reason');
-  const order = await deps.db('payment_order').where({ id: order_id }).first<ParkedOrder | undefined>();
+  const order = await findOrder(deps.db, { id: order_id });
   if (order === undefined) throw new AppError('resource_missing', `no order ${order_id}`, 'id');
   if (order.status !== 'needs_attention') throw new AppError('order_not_parked', `order ${order_id} is ${order.status}; only needs_attention orders take retry or cancel`, 'id');
   try {
@@ -48,9 +39,5 @@ export async function commandOrder(deps: OperatorDeps, order_id: string, command
 }
 
 export async function listParkedOrders(db: Knex, limit: number): Promise<ParkedOrder[]> {
-  return await db('payment_order')
-    .where({ status: 'needs_attention' })
-    .orderBy('updated_at')
-    .limit(Math.min(limit, OPERATOR_LIMITS.list_max))
-    .select<ParkedOrder[]>('id', 'payment_id', 'merchant_id', 'seller_id', 'status', 'failure_code', 'failure_message', 'updated_at');
+  return await parkedOrders(db, Math.min(limit, OPERATOR_LIMITS.list_max));
 }

@@ -8,44 +8,56 @@ import { paymentWorkflowId } from '../domain/workflow-ids';
 import type { OrderStatus, PaymentStatus } from '../domain/status';
 import { LIMITS } from '../config';
 import { commissionFor, type FeeRule } from '../domain/fees';
-import type { CreatePaymentBody, PaymentResource } from '../api/schemas';
+import { findMerchantPayment, insertPaymentRow, merchantPaymentsPage, setCheckoutSession, type CaptureMethod, type PaymentRow } from '../aggregates/payment';
+import { insertOrders, ordersOfPayments, type OrderRow } from '../aggregates/order';
 import { PspError, type PspClient } from '../psp/client';
 
-interface PaymentRow {
-  id: string;
-  merchant_id: string;
-  buyer_id: string;
-  buyer_email: string | null;
+/** A payment request as the API validated it (its zod schema's output has this shape). */
+export interface CreatePaymentBody {
+  buyer: { id: string; email?: string };
   currency: string;
-  amount_minor: string;
-  status: PaymentStatus;
-  metadata: Record<string, string>;
-  failure_code: string | null;
-  failure_message: string | null;
-  workflow_id: string;
-  checkout_url: string | null;
-  return_url: string | null;
-  capture_method: 'automatic' | 'all_or_nothing';
-  created_at: Date;
-  updated_at: Date;
+  orders: { seller_id: string; amount: string }[];
+  payment_method?: string;
+  return_url?: string;
+  capture_method?: CaptureMethod;
+  metadata?: Record<string, string>;
 }
 
-interface OrderRow {
+export interface OrderResource {
   id: string;
-  payment_id: string;
+  object: 'payment_order';
   seller_id: string;
-  amount_minor: string;
+  amount: string;
   currency: string;
   status: OrderStatus;
-  refunded_minor: string;
+  amount_refunded: string;
   wallet_updated: boolean;
   ledger_updated: boolean;
   psp_reference: string | null;
   failure_code: string | null;
   failure_message: string | null;
-  next_action_url: string | null;
-  created_at: Date;
-  updated_at: Date;
+  next_action: { type: 'redirect_to_url'; redirect_url: string } | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PaymentResource {
+  id: string;
+  object: 'payment';
+  status: PaymentStatus;
+  currency: string;
+  amount: string;
+  buyer: { id: string; email: string | null };
+  metadata: Record<string, string>;
+  failure_code: string | null;
+  failure_message: string | null;
+  workflow_id: string;
+  checkout_url: string | null;
+  capture_method: CaptureMethod;
+  return_url: string | null;
+  orders: OrderResource[];
+  created_at: string;
+  updated_at: string;
 }
 
 // A payment method that looks like a card number (13-19 digits, spaces/dashes allowed) is refused:
@@ -107,23 +119,24 @@ export async function feeRuleFor(conn: Knex | Knex.Transaction, merchant_id: str
 export async function insertPayment(trx: Knex.Transaction, merchant_id: string, valid: ValidPayment, default_commission_bps: number, task_queue: string): Promise<string> {
   const payment_id = newId('pay');
   const rule = await feeRuleFor(trx, merchant_id, valid.currency, default_commission_bps);
-  await trx('payment_event').insert({
+  await insertPaymentRow(trx, {
     id: payment_id,
     merchant_id,
     buyer_id: valid.body.buyer.id,
     buyer_email: valid.body.buyer.email ?? null,
     currency: valid.currency,
     amount_minor: valid.total_minor.toString(),
-    // Without a token the buyer first pays on the PSP's hosted page (issue 5).
+    // Without a token the buyer first pays on the PSP's hosted page.
     status: valid.body.payment_method === undefined ? 'requires_payment_method' : 'processing',
     payment_method: valid.body.payment_method ?? null,
     return_url: valid.body.return_url ?? null,
     capture_method: valid.body.capture_method ?? 'automatic',
-    metadata: JSON.stringify(valid.body.metadata ?? {}),
+    metadata: valid.body.metadata ?? {},
     workflow_id: paymentWorkflowId(payment_id),
     task_queue,
   });
-  await trx('payment_order').insert(
+  await insertOrders(
+    trx,
     valid.body.orders.map((o, i) => ({
       id: newId('ord'),
       payment_id,
@@ -131,7 +144,6 @@ export async function insertPayment(trx: Knex.Transaction, merchant_id: string, 
       seller_id: o.seller_id,
       amount_minor: (valid.amounts_minor[i] ?? 0n).toString(),
       currency: valid.currency,
-      status: 'not_started',
       commission_bps: rule.percent_bps,
       commission_minor: commissionFor(valid.amounts_minor[i] ?? 0n, rule).toString(),
     })),
@@ -153,29 +165,25 @@ export async function openCheckout(trx: Knex.Transaction, psp: PspClient, paymen
     throw new AppError('psp_unavailable', `the payment provider could not open a checkout (${err.code}); retry with the same Idempotency-Key`, undefined, 5);
   }
   assert(session.client_reference === payment_id, `checkout session ${session.id} belongs to payment ${payment_id}`);
-  await trx('payment_event').where({ id: payment_id }).update({ checkout_session_id: session.id, checkout_url: session.url });
+  await setCheckoutSession(trx, payment_id, session);
 }
 
 /** Reads the primary (never a replica): the API's answers decide what clients do next. */
 export async function getPayment(db: Knex, merchant_id: string, payment_id: string): Promise<PaymentResource> {
-  const row = await db('payment_event').where({ id: payment_id, merchant_id }).first<PaymentRow | undefined>();
+  const row = await findMerchantPayment(db, merchant_id, payment_id);
   if (row === undefined) throw new AppError('resource_missing', `no payment ${payment_id}`, 'id');
-  const orders = await db('payment_order').where({ payment_id }).orderBy('created_at').orderBy('id').select<OrderRow[]>('*');
+  const orders = await ordersOfPayments(db, [payment_id]);
   return toResource(row, orders);
 }
 
 export async function listPayments(db: Knex, merchant_id: string, limit: number, starting_after?: string) {
   assert(limit >= 1 && limit <= LIMITS.page_size_max, 'page size within limits');
-  let query = db('payment_event').where({ merchant_id }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit + 1);
-  if (starting_after !== undefined) {
-    const cursor = await db('payment_event').where({ id: starting_after, merchant_id }).first<PaymentRow | undefined>();
-    if (cursor === undefined) throw new AppError('invalid_cursor', 'starting_after must be the id of one of your payments', 'starting_after');
-    // Compare in SQL: JS Dates would drop PostgreSQL's microseconds and skip or repeat rows.
-    query = query.whereRaw('(created_at, id) < (select created_at, id from payment_event where id = ?)', [cursor.id]);
+  if (starting_after !== undefined && (await findMerchantPayment(db, merchant_id, starting_after)) === undefined) {
+    throw new AppError('invalid_cursor', 'starting_after must be the id of one of your payments', 'starting_after');
   }
-  const rows = await query.select<PaymentRow[]>('*');
+  const rows = await merchantPaymentsPage(db, merchant_id, limit + 1, starting_after);
   const page = rows.slice(0, limit);
-  const orders = page.length === 0 ? [] : await db('payment_order').whereIn('payment_id', page.map((p) => p.id)).orderBy('created_at').orderBy('id').select<OrderRow[]>('*');
+  const orders = await ordersOfPayments(db, page.map((p) => p.id));
   const data = page.map((p) => toResource(p, orders.filter((o) => o.payment_id === p.id)));
   const has_more = rows.length > limit;
   return { object: 'list' as const, data, has_more, next_cursor: has_more ? (page[page.length - 1]?.id ?? null) : null };

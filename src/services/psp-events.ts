@@ -3,13 +3,15 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
-import { isOrderTerminal, type OrderStatus } from '../domain/status';
+import { isOrderTerminal } from '../domain/status';
 import { disputeWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
 import { PspChargeSchema, PspDisputeSchema } from '../psp/client';
 import type { PspChargeUpdate } from '../activities/types';
 import { DisputeWorkflow, disputeUpdateSignal, pspUpdateSignal, type DisputeInput } from '../workflows';
-import { orderSignalTarget, startablePayment, startPaymentWorkflow, type StarterDeps } from './workflow-starter';
+import { startPaymentWorkflow, type StarterDeps } from './workflow-starter';
+import { findPaymentByCheckoutSession, startablePayment } from '../aggregates/payment';
+import { findOrder, orderSignalTarget } from '../aggregates/order';
 
 /**
  * The webhook inbox. Each PSP event is stored once (primary key = the PSP's event id) in the same
@@ -70,7 +72,7 @@ async function routeCharge(trx: Knex.Transaction, event: PspEvent): Promise<Rout
   const parsed = PspChargeSchema.safeParse(event.data.object);
   if (!parsed.success) return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), 'the object is not a charge');
   const charge = parsed.data;
-  const order = await trx('payment_order').where({ id: charge.order_reference }).first<{ id: string; payment_id: string; status: OrderStatus } | undefined>('id', 'payment_id', 'status');
+  const order = await findOrder(trx, { id: charge.order_reference });
   if (order === undefined) return skip('unknown', charge.id, `no order ${charge.order_reference}`);
   const found = { object_version: charge.version, order_id: order.id };
   // Recorded with its order for the audit trail, but nothing to apply: terminal stays terminal.
@@ -82,7 +84,7 @@ async function routePaymentMethod(trx: Knex.Transaction, event: PspEvent): Promi
   const parsed = PaymentMethodObjectSchema.safeParse(event.data.object);
   if (!parsed.success) return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), 'the object is not a payment method');
   const pm = parsed.data;
-  const payment = await trx('payment_event').where({ checkout_session_id: pm.checkout_session }).first<{ id: string; status: string } | undefined>('id', 'status');
+  const payment = await findPaymentByCheckoutSession(trx, pm.checkout_session);
   if (payment === undefined) return skip('unknown', pm.id, `no payment for checkout session ${pm.checkout_session}`);
   const version = pm.version ?? null;
   if (payment.status !== 'requires_payment_method') return skip('ignored', pm.id, `payment already ${payment.status}`, { object_version: version });
@@ -93,7 +95,7 @@ async function routeDispute(trx: Knex.Transaction, event: PspEvent): Promise<Rou
   const parsed = PspDisputeSchema.safeParse(event.data.object);
   if (!parsed.success) return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), 'the object is not a dispute');
   const dispute = parsed.data;
-  const order = await trx('payment_order').where({ psp_reference: dispute.charge }).first<{ id: string; payment_id: string } | undefined>('id', 'payment_id');
+  const order = await findOrder(trx, { psp_reference: dispute.charge });
   if (order === undefined) return skip('unknown', dispute.id, `no order for charge ${dispute.charge}`);
   return { route: 'dispute', object_id: dispute.id, object_version: dispute.version, payment_id: order.payment_id, order_id: order.id, note: null };
 }

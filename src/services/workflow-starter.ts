@@ -3,8 +3,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { LIMITS, type WaitTimings } from '../config';
 import { runPeriodically, type Periodic } from './periodic';
-import { assert } from '../domain/assert';
-import { orderSignalWorkflowId } from '../domain/workflow-ids';
+import { markWorkflowStarted, type UnstartedPayment } from '../aggregates/payment';
 import type { PaymentMethodAttached } from '../activities/types';
 import { PaymentWorkflowV7, PayoutWorkflow, RefundWorkflow, SA, paymentMethodAttachedSignal, type PaymentInput } from '../workflows';
 
@@ -18,23 +17,6 @@ export interface StarterDeps {
 
 const START_DEADLINE_MS = 3_000;
 const PAYMENT_WORKFLOW_TASK_TIMEOUT = '3s' as const;
-
-export interface UnstartedPayment {
-  id: string;
-  merchant_id: string;
-  workflow_id: string;
-  amount_minor: string;
-  currency: string;
-  payment_method: string | null;
-  capture_method: 'automatic' | 'all_or_nothing';
-  order_ids: string[];
-}
-
-/** What a start needs of a payment row (alias `table`), its order ids included: one query per claim, not one per start. */
-export function unstartedColumns(conn: Knex, table: string): (string | Knex.Raw)[] {
-  const columns = ['id', 'merchant_id', 'workflow_id', 'amount_minor', 'currency', 'payment_method', 'capture_method'].map((c) => `${table}.${c}`);
-  return [...columns, conn.raw(`array(select o.id from payment_order o where o.payment_id = ${table}.id order by o.id) as order_ids`)];
-}
 
 /**
  * The AmountMinor search attribute, for searching only (the amount of record lives in
@@ -89,24 +71,9 @@ export async function startPaymentWorkflow(deps: StarterDeps, payment: Unstarted
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  await conn('payment_event').where({ id: payment.id }).whereNull('workflow_started_at').update({ workflow_started_at: conn.fn.now(), workflow_type: PaymentWorkflowV7.name });
+  await markWorkflowStarted(conn, payment.id, PaymentWorkflowV7.name);
   // Debug: 'payment accepted' already says the payment exists, the workflow's history when it ran.
   deps.log.debug({ payment_id: payment.id, workflow_id: payment.workflow_id, signal: signal === undefined ? null : 'paymentMethodAttached' }, 'payment workflow started');
-}
-
-/** The workflow an order's signals go to: its payment's (v7), or its own for a legacy payment. */
-export async function orderSignalTarget(db: Knex, order_id: string): Promise<string> {
-  const row = await db('payment_order as o')
-    .join('payment_event as p', 'p.id', 'o.payment_id')
-    .where('o.id', order_id)
-    .first<{ payment_id: string; workflow_type: string | null } | undefined>('o.payment_id', 'p.workflow_type');
-  assert(row !== undefined, `order ${order_id} exists`);
-  return orderSignalWorkflowId({ order_id, ...row });
-}
-
-/** The payment row the starter needs, whether or not its workflow already started. */
-export async function startablePayment(db: Knex, payment_id: string): Promise<UnstartedPayment | undefined> {
-  return await db('payment_event as p').select(unstartedColumns(db, 'p')).where('p.id', payment_id).first<UnstartedPayment | undefined>();
 }
 
 /**

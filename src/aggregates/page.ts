@@ -3,6 +3,18 @@ import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
 import { AppError } from '../domain/errors';
 
+export interface PageOptions {
+  limit: number;
+  starting_after?: string;
+}
+
+export interface Page<Out> {
+  object: 'list';
+  data: Out[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
 /**
  * A page of one merchant's rows of a table, newest first, by a (created_at, id) cursor compared in
  * SQL (JS Dates would drop PostgreSQL's microseconds and skip or repeat rows).
@@ -11,9 +23,9 @@ export async function merchantPage<Row, Out extends { id: string }>(
   db: Knex,
   spec: { table: 'refund' | 'payout' | 'dispute'; noun: string; columns?: (string | Knex.Raw)[] },
   merchant_id: string,
-  opts: { limit: number; starting_after?: string; where?: Record<string, string> },
+  opts: PageOptions & { where?: Record<string, string> },
   toResource: (row: Row) => Out,
-): Promise<{ object: 'list'; data: Out[]; has_more: boolean; next_cursor: string | null }> {
+): Promise<Page<Out>> {
   assert(opts.limit >= 1 && opts.limit <= LIMITS.page_size_max, 'page size within limits');
   let query = db(spec.table)
     .where({ merchant_id, ...opts.where })
