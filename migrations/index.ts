@@ -12,6 +12,7 @@ import * as m010 from './010_payouts';
 import * as m011 from './011_disputes';
 import * as m012 from './012_one_workflow_per_payment';
 import * as m013 from './013_admission';
+import * as m014 from './014_sql_definitions';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -31,6 +32,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['011_disputes', m011],
   ['012_one_workflow_per_payment', m012],
   ['013_admission', m013],
+  ['014_sql_definitions', m014],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

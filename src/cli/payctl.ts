@@ -12,6 +12,7 @@ import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
 import { accountBalances, available, paymentPostings, pending, verifyLedger, type PostingEntry, type PostingTransaction } from '../ledger/store';
 import { findPaymentWithMerchantName, type PaymentRow } from '../aggregates/payment';
 import { ordersOfPayments, type OrderRow } from '../aggregates/order';
+import { PSP_EVENT_ROUTES } from '../domain/psp-events';
 
 /**
  * Operator CLI. Output is for people (one line per fact) with `--json` for scripts.
@@ -28,7 +29,7 @@ const USAGE = `usage: payctl <command>
   merchant fee-rule list <merchant_id>         the merchant's commission rules
   psp-events list [--route R] [--unapplied] [--limit N]
                                                received PSP webhooks, newest first; route is order,
-                                               payment, unknown (no such object here) or ignored
+                                               payment, dispute, unknown (no such object here) or ignored
   payment history <payment_id>                 every status change of a payment and its orders
   payment show <payment_id> [--json]           one payment for an operator: its orders, the PSP events
                                                received for it, its ledger transactions, its status
@@ -57,7 +58,7 @@ interface Args {
 
 const FLAGS_WITH_VALUE = new Set(['--currency', '--limit', '--percent-bps', '--fixed', '--route', '--status', '--reason', '--date', '--note', '--class', '--fix-wait-ms']);
 const FLAGS = new Set(['--json', '--unapplied', ...FLAGS_WITH_VALUE]);
-const EVENT_ROUTES = new Set(['order', 'payment', 'unknown', 'ignored']);
+const EVENT_ROUTES: ReadonlySet<string> = new Set(PSP_EVENT_ROUTES);
 
 function parseArgs(argv: string[]): Args {
   const words: string[] = [];
@@ -140,7 +141,7 @@ interface EventLine {
 async function pspEventsList(db: Knex, args: Args): Promise<number> {
   if (args.words.length > 0) throw new UsageError('psp-events list takes no arguments');
   const route = flagValue(args, '--route');
-  if (route !== undefined && !EVENT_ROUTES.has(route)) throw new UsageError('--route takes order, payment, unknown or ignored');
+  if (route !== undefined && !EVENT_ROUTES.has(route)) throw new UsageError(`--route is one of ${PSP_EVENT_ROUTES.join(', ')}`);
   const query = db('psp_event').orderBy([{ column: 'received_at', order: 'desc' }, { column: 'id' }]).limit(limitOf(args, 50));
   if (route !== undefined) query.where({ route });
   if (args.flags.has('--unapplied')) query.whereNull('applied_at').whereNot({ route: 'ignored' });

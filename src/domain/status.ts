@@ -39,14 +39,22 @@ export const REFUNDABLE_ORDER_STATUSES = ['succeeded', 'partially_refunded', 're
 /** Waiting on someone else: the buyer (3-D Secure) or the PSP (review). */
 export type WaitingOrderStatus = Extract<OrderStatus, 'requires_action' | 'pending'>;
 
+/** A refund's own status (not the order's, which follows its refunds). */
+export const REFUND_STATUSES = ['pending', 'succeeded', 'failed'] as const;
+export type RefundStatus = (typeof REFUND_STATUSES)[number];
+export const PAYOUT_STATUSES = ['pending', 'paid', 'failed'] as const;
+export type PayoutStatus = (typeof PAYOUT_STATUSES)[number];
+export const DISPUTE_STATUSES = ['needs_response', 'under_review', 'won', 'lost'] as const;
+export type DisputeStatus = (typeof DISPUTE_STATUSES)[number];
+
 /**
- * Progress rank, the same as `status_rank()` in migrations 005/006, whose trigger refuses any
- * update that lowers it: 0 before any work, 1 working, 2 waiting (on the buyer, the PSP or an
- * operator), 9 terminal (and terminal stays), then after a sale 10 partially refunded and 11
- * refunded. One step back is allowed: an operator's retry of a `needs_attention` order; and one
- * way out of a terminal status: a refund of a captured order or payment (see isMoveAllowed).
+ * Progress rank of order and payment statuses. The database trigger on payment_order and
+ * payment_event enforces the same rule through `status_rank()` and `status_move_allowed()`,
+ * generated from these tables (npm run sql:generate writes migrations/sql/status.sql): 0 before
+ * any work, 1 working, 2 waiting (on the buyer, the PSP or an operator), 9 terminal (and terminal
+ * stays), then after a sale 10 partially refunded or disputed and 11 refunded.
  */
-const RANK: Record<OrderStatus | PaymentStatus, number> = {
+export const STATUS_RANK: Readonly<Record<OrderStatus | PaymentStatus, number>> = {
   requires_payment_method: 0,
   not_started: 0,
   processing: 1,
@@ -66,36 +74,61 @@ const RANK: Record<OrderStatus | PaymentStatus, number> = {
 export const TERMINAL_RANK = 9;
 
 export function statusRank(status: OrderStatus | PaymentStatus): number {
-  return RANK[status];
+  return STATUS_RANK[status];
 }
 
 export function isOrderTerminal(status: OrderStatus): status is TerminalOrderStatus {
-  return RANK[status] >= TERMINAL_RANK;
+  return STATUS_RANK[status] >= TERMINAL_RANK;
 }
 
 export function isPaymentTerminal(status: PaymentStatus): boolean {
-  return RANK[status] >= TERMINAL_RANK;
+  return STATUS_RANK[status] >= TERMINAL_RANK;
 }
 
-const REFUNDABLE_FROM: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded']);
-const REFUNDED: ReadonlySet<string> = new Set(['partially_refunded', 'refunded']);
+type AnyStatus = OrderStatus | PaymentStatus;
 
-const DISPUTABLE_FROM: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded', 'disputed']);
-const DISPUTE_CLOSES_TO: ReadonlySet<string> = new Set(['succeeded', 'partially_succeeded', 'partially_refunded', 'refunded']);
+/**
+ * The ways out of the plain forward rule, as data so the SQL twin is generated from them:
+ * refunds move a captured order (or payment) forward, never back; a dispute opens on a captured
+ * one and closes back to it (won) or to refunded (lost); an operator's retry takes a parked order
+ * one step back to work.
+ */
+export const MOVE_RULES = {
+  refundable_from: ['succeeded', 'partially_succeeded', 'partially_refunded'],
+  refunded: ['partially_refunded', 'refunded'],
+  disputable_from: ['succeeded', 'partially_succeeded', 'partially_refunded', 'disputed'],
+  dispute_closes_to: ['succeeded', 'partially_succeeded', 'partially_refunded', 'refunded'],
+  retry_from: 'needs_attention',
+  retry_to: ['executing', 'processing'],
+  dispute: 'disputed',
+} as const satisfies {
+  refundable_from: readonly AnyStatus[];
+  refunded: readonly AnyStatus[];
+  disputable_from: readonly AnyStatus[];
+  dispute_closes_to: readonly AnyStatus[];
+  retry_from: AnyStatus;
+  retry_to: readonly AnyStatus[];
+  dispute: AnyStatus;
+};
 
-/** The same rule as `status_move_allowed()` in migration 011. */
-export function isMoveAllowed(from: OrderStatus | PaymentStatus, to: OrderStatus | PaymentStatus): boolean {
-  // A dispute opens on a captured order and closes back to it (won) or to refunded (lost).
-  if (to === 'disputed') return DISPUTABLE_FROM.has(from);
-  if (from === 'disputed') return DISPUTE_CLOSES_TO.has(to);
-  if (REFUNDABLE_FROM.has(from) && REFUNDED.has(to)) return RANK[to] >= RANK[from];
-  if (RANK[from] >= TERMINAL_RANK) return false;
-  return RANK[to] >= RANK[from] || (from === 'needs_attention' && (to === 'executing' || to === 'processing'));
+const REFUNDABLE_FROM: ReadonlySet<string> = new Set(MOVE_RULES.refundable_from);
+const REFUNDED: ReadonlySet<string> = new Set(MOVE_RULES.refunded);
+const DISPUTABLE_FROM: ReadonlySet<string> = new Set(MOVE_RULES.disputable_from);
+const DISPUTE_CLOSES_TO: ReadonlySet<string> = new Set(MOVE_RULES.dispute_closes_to);
+const RETRY_TO: ReadonlySet<string> = new Set(MOVE_RULES.retry_to);
+
+/** Whether an order's (or a payment's) status may move from `from` to `to`; `status_move_allowed()` in SQL is generated from the same rules. */
+export function isMoveAllowed(from: AnyStatus, to: AnyStatus): boolean {
+  if (to === MOVE_RULES.dispute) return DISPUTABLE_FROM.has(from);
+  if (from === MOVE_RULES.dispute) return DISPUTE_CLOSES_TO.has(to);
+  if (REFUNDABLE_FROM.has(from) && REFUNDED.has(to)) return STATUS_RANK[to] >= STATUS_RANK[from];
+  if (STATUS_RANK[from] >= TERMINAL_RANK) return false;
+  return STATUS_RANK[to] >= STATUS_RANK[from] || (from === MOVE_RULES.retry_from && RETRY_TO.has(to));
 }
 
 /** Statuses an order may be moved from while it is being charged, to reach `to` without going backwards (after-sale moves excluded). */
 export function orderStatusesBefore(to: OrderStatus): OrderStatus[] {
-  return ORDER_STATUSES.filter((s) => RANK[s] < TERMINAL_RANK && isMoveAllowed(s, to));
+  return ORDER_STATUSES.filter((s) => STATUS_RANK[s] < TERMINAL_RANK && isMoveAllowed(s, to));
 }
 
 /** Allowed moves; anything else is a bug (a status never moves backwards). */

@@ -3,6 +3,15 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { LIMITS } from '../config';
 import { assert } from '../domain/assert';
+import {
+  APPLIED_PSP_EVENT_ROUTES,
+  CHARGE_EVENT_TYPES,
+  DISPUTE_EVENT_TYPES,
+  PAYMENT_METHOD_EVENT_TYPE,
+  type AppliedPspEventRoute,
+  type PspEventRoute,
+  type SkippedPspEventRoute,
+} from '../domain/psp-events';
 import { isOrderTerminal } from '../domain/status';
 import { disputeWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
@@ -34,15 +43,14 @@ const PaymentMethodObjectSchema = z.object({
   version: z.number().int().min(1).optional(),
 });
 
-const CHARGE_EVENT_TYPES: ReadonlySet<string> = new Set(['charge.succeeded', 'charge.failed', 'charge.pending', 'charge.requires_action']);
+const CHARGE_EVENTS: ReadonlySet<string> = new Set(CHARGE_EVENT_TYPES);
 const SIGNAL_DEADLINE_MS = 3_000;
 
-type Route = 'order' | 'payment' | 'dispute' | 'unknown' | 'ignored';
-const APPLIED_ROUTES: ReadonlySet<string> = new Set(['order', 'payment', 'dispute']);
-const DISPUTE_EVENT_TYPES: ReadonlySet<string> = new Set(['charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed']);
+const APPLIED_ROUTES: ReadonlySet<string> = new Set(APPLIED_PSP_EVENT_ROUTES);
+const DISPUTE_EVENTS: ReadonlySet<string> = new Set(DISPUTE_EVENT_TYPES);
 
 interface RoutingDecision {
-  route: Route;
+  route: PspEventRoute;
   object_id: string;
   object_version: number | null;
   payment_id: string | null;
@@ -58,7 +66,7 @@ export interface StoredEvent extends RoutingDecision {
   deliveries: number;
 }
 
-const skip = (route: 'unknown' | 'ignored', object_id: string, note: string, ids: Partial<RoutingDecision> = {}): RoutingDecision => ({
+const skip = (route: SkippedPspEventRoute, object_id: string, note: string, ids: Partial<RoutingDecision> = {}): RoutingDecision => ({
   route,
   object_id,
   object_version: null,
@@ -101,9 +109,9 @@ async function routeDispute(trx: Knex.Transaction, event: PspEvent): Promise<Rou
 }
 
 async function routeEvent(trx: Knex.Transaction, event: PspEvent): Promise<RoutingDecision> {
-  if (CHARGE_EVENT_TYPES.has(event.type)) return await routeCharge(trx, event);
-  if (DISPUTE_EVENT_TYPES.has(event.type)) return await routeDispute(trx, event);
-  if (event.type === 'payment_method.attached') return await routePaymentMethod(trx, event);
+  if (CHARGE_EVENTS.has(event.type)) return await routeCharge(trx, event);
+  if (DISPUTE_EVENTS.has(event.type)) return await routeDispute(trx, event);
+  if (event.type === PAYMENT_METHOD_EVENT_TYPE) return await routePaymentMethod(trx, event);
   return skip('ignored', String(event.data.object['id'] ?? '?').slice(0, 255), `event type ${event.type} is not acted on`);
 }
 
@@ -171,7 +179,7 @@ async function signalDispute(deps: ApplyDeps, event: StoredEvent): Promise<strin
   return null;
 }
 
-const SIGNALLERS: Record<'order' | 'payment' | 'dispute', (deps: ApplyDeps, event: StoredEvent) => Promise<string | null>> = {
+const SIGNALLERS: Record<AppliedPspEventRoute, (deps: ApplyDeps, event: StoredEvent) => Promise<string | null>> = {
   order: signalOrder,
   payment: signalPayment,
   dispute: signalDispute,
@@ -181,7 +189,7 @@ const SIGNALLERS: Record<'order' | 'payment' | 'dispute', (deps: ApplyDeps, even
 export async function applyEvent(deps: ApplyDeps, event: StoredEvent): Promise<void> {
   if (event.applied_at !== null || !APPLIED_ROUTES.has(event.route)) return;
   await deps.db('psp_event').where({ id: event.id }).increment('apply_attempts', 1);
-  const note = await SIGNALLERS[event.route as 'order' | 'payment' | 'dispute'](deps, event);
+  const note = await SIGNALLERS[event.route as AppliedPspEventRoute](deps, event);
   await deps.db('psp_event').where({ id: event.id }).whereNull('applied_at').update({ applied_at: deps.db.fn.now(), ...(note === null ? {} : { note }) });
   deps.log.info({ event_id: event.id, type: event.type, route: event.route, payment_id: event.payment_id, order_id: event.order_id, note }, 'psp event applied');
 }

@@ -93,6 +93,7 @@ describe('payctl ledger verify', () => {
       expect(unknown.code).toBe(0);
       expect(unknown.stdout).toContain(`${event_id} charge.succeeded unknown ch_${suffix} x1 NOT APPLIED (no order ord_x)`);
       expect((await payctl(['psp-events', 'list', '--route', 'order', '--limit', '100'], url)).stdout).not.toContain(event_id);
+      expect((await payctl(['psp-events', 'list', '--route', 'dispute', '--limit', '1'], url)).code).toBe(0);
       expect((await payctl(['psp-events', 'list', '--route', 'bogus'], url)).code).toBe(2);
     } finally {
       await db.destroy();
