@@ -1,12 +1,12 @@
 /** The dispute home (table `dispute`): a buyer's chargeback on one order, as the PSP reports it. */
 import type { Knex } from 'knex';
-import type { OrderStatus } from '../domain/status';
+import type { DisputeStatus, OrderStatus } from '../domain/status';
 import { disputeWorkflowId } from '../domain/workflow-ids';
 import { merchantPage, type Page, type PageOptions } from './page';
 
 type Conn = Knex | Knex.Transaction;
 
-export type DisputeStatus = 'needs_response' | 'under_review' | 'won' | 'lost';
+export type { DisputeStatus };
 
 export interface DisputeRow {
   id: string;

@@ -12,12 +12,13 @@ import { ACCOUNTS, payoutPosting } from '../domain/ledger';
 import { payoutWorkflowId } from '../domain/workflow-ids';
 import { postInTransaction } from '../ledger/poster';
 import { merchantPage, type PageOptions, type Page } from './page';
+import type { PayoutStatus } from '../domain/status';
 
 type Conn = Knex | Knex.Transaction;
 
 export const PAYOUT_LIMITS = { run_sellers_max: 1_000 } as const;
 
-export type PayoutStatus = 'pending' | 'paid' | 'failed';
+export type { PayoutStatus };
 
 export interface PayoutRow {
   id: string;

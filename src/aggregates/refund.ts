@@ -3,10 +3,11 @@ import type { Knex } from 'knex';
 import { assert } from '../domain/assert';
 import { refundWorkflowId } from '../domain/workflow-ids';
 import { merchantPage, type Page, type PageOptions } from './page';
+import type { RefundStatus } from '../domain/status';
 
 type Conn = Knex | Knex.Transaction;
 
-export type RefundStatus = 'pending' | 'succeeded' | 'failed';
+export type { RefundStatus };
 
 export interface RefundRow {
   id: string;

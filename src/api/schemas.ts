@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
 import { LIMITS } from '../config';
 import { httpUrlSchema } from '../domain/http-url';
-import { ORDER_STATUSES, PAYMENT_STATUSES } from '../domain/status';
+import { ORDER_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES } from '../domain/status';
 
 // Request and response shapes. The OpenAPI document is generated from these (src/api/openapi.ts).
 
@@ -168,7 +168,7 @@ export const RefundResource = z.object({
   amount: z.string(),
   currency: z.string(),
   reason: z.string().nullable(),
-  status: z.enum(['pending', 'succeeded', 'failed']),
+  status: z.enum(REFUND_STATUSES),
   failure_code: z.string().nullable(),
   failure_message: z.string().nullable(),
   workflow_id: z.string(),
