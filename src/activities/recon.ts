@@ -4,7 +4,7 @@ import type { Logger } from '../logger';
 import { PspError, type PspCharge, type PspClient } from '../psp/client';
 import { rethrowPsp, withHeartbeat } from './psp-call';
 import { FAILURE_TYPES } from '../workflows/contract';
-import { checkRunDay } from '../recon/dates';
+import { checkRunDay } from '../domain/dates';
 import { SettlementFileError } from '../recon/file';
 import { autoFixesOf, beginRun, failRun, finishRun, noteItem, recheckAutoFixes, reconcileFile, setProgress, type AutoFix, type RunTotals } from '../recon/store';
 

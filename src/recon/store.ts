@@ -4,7 +4,7 @@ import { settlementPosting } from '../domain/ledger';
 import { postInTransaction } from '../ledger/poster';
 import { itemOfLine, itemOfUnsettled, PAY_IN_TYPES, type DifferenceRow, type ItemDraft, type UnsettledRow } from './classify';
 import { SettlementFileReader, type SettlementLine } from './file';
-import { dayBounds } from './dates';
+import { dayBounds } from '../domain/dates';
 import { orderSignalWorkflowId } from '../domain/workflow-ids';
 
 /**

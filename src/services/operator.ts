@@ -2,8 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import { AppError } from '../domain/errors';
 import type { Logger } from '../logger';
-import type { OperatorCommand } from '../activities/types';
-import { operatorCommandSignal } from '../workflows/contract';
+import { operatorCommandSignal, type OperatorCommand } from '../workflows/contract';
 import { findOrder, listParkedOrders as parkedOrders, orderSignalTarget, type ParkedOrder } from '../aggregates/order';
 
 /**

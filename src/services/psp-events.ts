@@ -16,7 +16,7 @@ import { isOrderTerminal } from '../domain/status';
 import { disputeWorkflowId } from '../domain/workflow-ids';
 import type { Logger } from '../logger';
 import { PspChargeSchema, PspDisputeSchema } from '../psp/client';
-import type { PspChargeUpdate } from '../activities/types';
+import type { PspChargeUpdate } from '../workflows/contract';
 import { DisputeWorkflow, disputeUpdateSignal, pspUpdateSignal, type DisputeInput } from '../workflows';
 import { startPaymentWorkflow, type StarterDeps } from './workflow-starter';
 import { findPaymentByCheckoutSession, startablePayment } from '../aggregates/payment';

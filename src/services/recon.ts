@@ -4,7 +4,7 @@ import type { Knex } from '../db';
 import { AppError } from '../domain/errors';
 import { reconciliationWorkflowId } from '../domain/workflow-ids';
 import type { DifferenceClass, ItemDraft, ItemStatus } from '../recon/classify';
-import { checkRunDay } from '../recon/dates';
+import { checkRunDay } from '../domain/dates';
 import { ReconciliationWorkflow, type ReconciliationInput } from '../workflows';
 
 /** Reads and actions on reconciliation runs and the finance queue, for the ops API and payctl. */

@@ -4,7 +4,7 @@ import type { Logger } from '../logger';
 import { LIMITS, type WaitTimings } from '../config';
 import { runPeriodically, type Periodic } from './periodic';
 import { markWorkflowStarted, type UnstartedPayment } from '../aggregates/payment';
-import type { PaymentMethodAttached } from '../activities/types';
+import type { PaymentMethodAttached } from '../workflows/contract';
 import { PaymentWorkflowV7, PayoutWorkflow, RefundWorkflow, SA, paymentMethodAttachedSignal, type PaymentInput } from '../workflows';
 
 export interface StarterDeps {

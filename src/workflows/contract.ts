@@ -3,6 +3,9 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { ChargeOutcome, DisputeUpdate, OperatorCommand, PaymentMethodAttached, PspChargeUpdate } from '../activities/types';
 import type { PaymentStatus } from '../domain/status';
 
+// The signals' payloads, for their senders (services must not import activities).
+export type { OperatorCommand, PaymentMethodAttached, PspChargeUpdate };
+
 /**
  * The workflow contract: what the API, the relay, the webhook inbox, schedules and payctl may
  * send to or ask of a workflow. Workflows themselves are started by typed reference (the functions

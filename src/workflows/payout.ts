@@ -1,7 +1,7 @@
 import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { continueAsNew, ParentClosePolicy, proxyActivities, startChild, workflowInfo } from '@temporalio/workflow';
 import type { Activities, PayoutOutcome } from '../activities';
-import { dayOf } from '../recon/dates';
+import { dayOf } from '../domain/dates';
 import { DATABASE_STEP, PSP_CALL } from './retry-policies';
 import { waitForDecision } from './wait';
 

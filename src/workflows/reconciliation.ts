@@ -12,7 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, ReconFailure, ReconRunRef } from '../activities';
 import { orderWorkflowId, reconciliationWorkflowId } from '../domain/workflow-ids';
-import { previousDay } from '../recon/dates';
+import { previousDay } from '../domain/dates';
 import type { RunTotals } from '../recon/store';
 import { DATABASE_STEP, PSP_CALL } from './retry-policies';
 import { pspUpdateSignal } from './contract';

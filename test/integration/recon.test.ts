@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createDb, type Knex } from '../../src/db';
-import { dayOf } from '../../src/recon/dates';
+import { dayOf } from '../../src/domain/dates';
 import { DEFAULT_SETTLEMENT_KNOBS } from '../../packages/sandbox-psp/src/settlements';
 import { accountBalances } from '../../src/ledger/store';
 import { startAsyncStack, type AsyncStack } from '../support/async-stack';

@@ -1,4 +1,4 @@
-import { checkRunDay, dayBounds, parseDay, previousDay } from '../../src/recon/dates';
+import { checkRunDay, dayBounds, parseDay, previousDay } from '../../src/domain/dates';
 import { SETTLEMENT_FILE_HEADER, SettlementFileError, SettlementFileReader, splitCsvLine } from '../../src/recon/file';
 import { itemOfLine, subjectOf, type DifferenceRow } from '../../src/recon/classify';
 import { settlementPosting } from '../../src/domain/ledger';
