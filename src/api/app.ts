@@ -1,24 +1,19 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Knex } from 'knex';
 import type { Client } from '@temporalio/client';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { LIMITS, loadEnv } from '../config';
-import { authenticate } from './auth';
+import { authenticate, authenticateAdmin } from './auth';
 import { errorHandler, notFound } from './errors';
-import { healthRouter } from './health';
 import { httpMetrics, paymentStatusGauge } from './metrics';
-import { openApiDocument } from './openapi';
-import { paymentsRouter, refundsRouter } from './payments';
-import { payoutsRouter, sellersRouter } from './payouts';
-import { disputesRouter } from './disputes';
+import { apiReference, DOCS_CSP, DOCS_PATH, openApiDocument } from './openapi';
 import { parseCurrencyAmounts } from '../domain/money';
-import { balancesRouter, ledgerRouter } from './ledger';
 import { rateLimit } from './rate-limit';
 import { requestLog } from './request-log';
-import { webhooksRouter } from './webhooks';
-import { opsRouter } from './ops';
+import { routerFor, type ApiDeps } from './registry';
+import { API_ROUTES } from './routes';
 import type { WaitTimings } from '../config';
 import type { PspClient } from '../psp/client';
 import type { StarterDeps } from '../services/workflow-starter';
@@ -46,45 +41,40 @@ export function starterDepsOf(deps: Pick<AppDeps, 'db' | 'temporal' | 'task_queu
   return { db: deps.db, temporal: deps.temporal, task_queue: deps.task_queue, log: deps.log, timings: deps.timings };
 }
 
+/** What every route handler may use (src/api/registry.ts), from the app's own deps. */
+function apiDepsOf(deps: AppDeps): ApiDeps {
+  const payout_minimums = deps.payout_minimums ?? parseCurrencyAmounts(loadEnv({}).PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS');
+  return { ...deps, payout_minimums, starter: starterDepsOf(deps), openapi: openApiDocument(API_ROUTES) };
+}
+
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.use(helmet());
+  app.use(securityHeaders());
   app.use(requestLog(deps.log));
   app.use(httpMetrics(deps.registry));
   paymentStatusGauge(deps.registry, deps.db);
 
-  app.use('/healthz', healthRouter(deps.db, deps.temporal));
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
-  });
-  const openapi = openApiDocument();
-  app.get('/openapi.json', (_req, res) => {
-    res.json(openapi);
-  });
-
-  const starter = starterDepsOf(deps);
+  const api = apiDepsOf(deps);
+  app.use(DOCS_PATH, ...apiReference(api.openapi));
+  app.use(routerFor(API_ROUTES, 'none', '', api));
   // Before /v1 and its JSON parser: the webhook route reads the raw bytes it verifies.
-  app.use('/webhooks', webhooksRouter({ db: deps.db, temporal: deps.temporal, starter, log: deps.log, secrets: deps.webhook_secrets }));
-
-  app.use('/v1/ops', opsRouter({ db: deps.db, temporal: deps.temporal, log: deps.log, admin_api_key: deps.admin_api_key, task_queue: deps.task_queue }));
-
-  const v1 = express.Router();
-  v1.use(authenticate(deps.db));
-  v1.use(rateLimit(deps.rate_limit));
-  v1.use(express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true }));
-  v1.use('/payments', paymentsRouter({ db: deps.db, log: deps.log, commission_bps: deps.commission_bps, starter, psp: deps.psp, admission: deps.admission }));
-  v1.use('/refunds', refundsRouter({ db: deps.db }));
-  v1.use('/disputes', disputesRouter({ db: deps.db, psp: deps.psp }));
-  v1.use('/sellers', sellersRouter({ db: deps.db, psp: deps.psp, log: deps.log }));
-  const payout_minimums = deps.payout_minimums ?? parseCurrencyAmounts(loadEnv({}).PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS');
-  v1.use('/payouts', payoutsRouter({ db: deps.db, log: deps.log, psp: deps.psp, starter, payout_minimums }));
-  v1.use('/balances', balancesRouter(deps.db));
-  v1.use('/ledger', ledgerRouter(deps.db));
-  app.use('/v1', v1);
+  app.use(routerFor(API_ROUTES, 'webhook_signature', '', api));
+  app.use('/v1/ops', authenticateAdmin(deps.admin_api_key), jsonBody(), routerFor(API_ROUTES, 'operator', '/v1/ops', api));
+  app.use('/v1', authenticate(deps.db), rateLimit(deps.rate_limit), jsonBody(), routerFor(API_ROUTES, 'merchant', '/v1', api));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
 }
+
+/** helmet everywhere; the API reference page gets the content policy it needs (src/api/openapi.ts). */
+function securityHeaders(): RequestHandler {
+  const strict = helmet();
+  const docs = helmet({ contentSecurityPolicy: { directives: DOCS_CSP } });
+  return (req, res, next) => (req.path === DOCS_PATH || req.path.startsWith(`${DOCS_PATH}/`) ? docs : strict)(req, res, next);
+}
+
+/** Any content type is read as JSON (clients forget the header); strict: objects and arrays only. */
+const jsonBody = () => express.json({ limit: LIMITS.body_bytes_max, strict: true, type: () => true });

@@ -4,7 +4,8 @@ import { LIMITS } from '../config';
 import { httpUrlSchema } from '../domain/http-url';
 import { ORDER_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES } from '../domain/status';
 
-// Request and response shapes. The OpenAPI document is generated from these (src/api/openapi.ts).
+// Request and response shapes. The OpenAPI document is generated from these and the route
+// registry (src/api/registry.ts, src/api/openapi.ts); `.meta({ id })` names a component schema.
 
 const DecimalAmount = z.string().describe('Decimal string in the currency\'s units, e.g. "12.34" (USD) or "1000" (JPY); never a JSON number');
 
@@ -55,7 +56,7 @@ export const OrderResource = z.object({
     .describe('Set while the order is requires_action: send the buyer to redirect_url (3-D Secure on the PSP)'),
   created_at: z.string(),
   updated_at: z.string(),
-});
+}).meta({ id: 'Order' });
 
 export const PaymentResource = z.object({
   id: z.string(),
@@ -74,7 +75,7 @@ export const PaymentResource = z.object({
   orders: z.array(OrderResource),
   created_at: z.string(),
   updated_at: z.string(),
-});
+}).meta({ id: 'Payment' });
 export type PaymentResource = z.infer<typeof PaymentResource>;
 
 export const PaymentList = z.object({
@@ -82,11 +83,7 @@ export const PaymentList = z.object({
   data: z.array(PaymentResource),
   has_more: z.boolean(),
   next_cursor: z.string().nullable(),
-});
-
-export const ErrorResponse = z.object({
-  error: z.object({ type: z.string(), code: z.string(), message: z.string(), param: z.string().optional() }),
-});
+}).meta({ id: 'PaymentList' });
 
 const Currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in upper case');
 const Cursor = z.string().min(1).max(100).optional().describe('next_cursor of the previous page');
@@ -104,7 +101,7 @@ export const BalanceList = z.object({
   data: z.array(z.object({ seller_id: z.string(), currency: z.string(), available: z.string(), pending: z.string(), negative_balance: z.string().describe('What the seller owes (refunds after a payout), recovered from later sales; 0 when none') })),
   has_more: z.boolean(),
   next_cursor: z.string().nullable(),
-});
+}).meta({ id: 'BalanceList' });
 
 export const ListTransactionsQuery = z.strictObject({
   account: z.string().min(1).max(600).optional().describe('an account code, e.g. seller_payable:<merchant>:<seller> or platform_revenue'),
@@ -131,7 +128,7 @@ export const TransactionList = z.object({
   ),
   has_more: z.boolean(),
   next_cursor: z.string().nullable(),
-});
+}).meta({ id: 'TransactionList' });
 
 // Reconciliation (ops, admin key).
 const SettlementDay = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day as YYYY-MM-DD (UTC)');
@@ -173,7 +170,7 @@ export const RefundResource = z.object({
   failure_message: z.string().nullable(),
   workflow_id: z.string(),
   created_at: z.string(),
-});
+}).meta({ id: 'Refund' });
 export type RefundResource = z.infer<typeof RefundResource>;
 
 /** A page of a merchant's own objects, newest first. */

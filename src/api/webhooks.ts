@@ -1,15 +1,12 @@
-import express, { Router } from 'express';
+import express from 'express';
+import { z } from 'zod';
 import { LIMITS } from '../config';
 import { AppError } from '../domain/errors';
 import { verifySignature } from '../psp/signature';
-import { applyEvent, PspEventSchema, receiveEvent, type ApplyDeps, type PspEvent } from '../services/psp-events';
+import { applyEvent, PspEventSchema, receiveEvent, type PspEvent } from '../services/psp-events';
 import { fromZod } from './errors';
-
-export interface WebhookDeps extends ApplyDeps {
-  /** Every signing secret currently accepted (old and new during a rotation). */
-  secrets: readonly string[];
-  now_unix?: () => number;
-}
+import { defineRoute, type RouteDef } from './registry';
+import { WebhookReceipt } from './resources';
 
 const SIGNATURE_HEADER = 'psp-signature';
 
@@ -35,17 +32,33 @@ function parseEvent(raw_body: string): PspEvent {
   return parsed.data;
 }
 
+const SIGNATURE_DESCRIPTION = 't=<unix>,v1=<hex HMAC-SHA256 of "t." + raw body>; several v1= during a secret rotation';
+
 /**
- * POST /webhooks/psp. The raw-body parser is this route's own and runs before any JSON parser:
- * the signature covers the exact bytes. Verified events are stored, then applied; the answer is
- * 200 once stored, even if applying must wait for the sweeper (the PSP should not redeliver).
+ * The raw-body parser is this route's own and runs before any JSON parser: the signature covers
+ * the exact bytes. Verified events are stored, then applied; the answer is 200 once stored, even if
+ * applying must wait for the sweeper (the PSP should not redeliver).
  */
-export function webhooksRouter(deps: WebhookDeps): Router {
-  const router = Router();
-  const now_unix = deps.now_unix ?? (() => Math.floor(Date.now() / 1000));
-  router.post('/psp', express.raw({ type: () => true, limit: LIMITS.webhook_body_bytes_max }), async (req, res) => {
+const receivePspEvent = defineRoute({
+  method: 'post',
+  path: '/webhooks/psp',
+  operationId: 'receivePspEvent',
+  tag: 'webhooks',
+  summary: 'PSP webhook receiver (called by the PSP, not by merchants)',
+  description:
+    'Verifies `Psp-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t." + raw body>` against every configured secret (PSP_WEBHOOK_SECRETS), 300 s tolerance; ' +
+    'stores the event once by its id (a redelivery is counted, and applied again if it never was), routes it to the order or payment workflow as a signal, ' +
+    'and answers 200 once stored. Unknown objects are kept (route `unknown`) for operators; events about terminal objects are kept and ignored.',
+  auth: 'webhook_signature',
+  raw_body: PspEventSchema,
+  request_headers: [{ name: 'Psp-Signature', description: SIGNATURE_DESCRIPTION, schema: z.string().max(4096) }],
+  middleware: [express.raw({ type: () => true, limit: LIMITS.webhook_body_bytes_max })],
+  success: { status: 200, description: 'Stored (and applied, or left for the sweeper)', schema: WebhookReceipt },
+  errors: { 400: 'Bad signature (webhook_signature_invalid), malformed JSON (invalid_json) or not an event (webhook_event_invalid); nothing stored', 413: 'Body too large' },
+  async handle({ deps, req, res }) {
     const raw_body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const verdict = verifySignature({ header: req.header(SIGNATURE_HEADER), raw_body, secrets: deps.secrets, now_unix: now_unix() });
+    const now_unix = Math.floor(Date.now() / 1000);
+    const verdict = verifySignature({ header: req.header(SIGNATURE_HEADER), raw_body, secrets: deps.webhook_secrets, now_unix });
     if (!verdict.ok) throw new AppError('webhook_signature_invalid', REJECTION[verdict.reason], 'Psp-Signature');
     const event = parseEvent(raw_body);
     const { stored, duplicate } = await receiveEvent(deps.db, event);
@@ -56,6 +69,7 @@ export function webhooksRouter(deps: WebhookDeps): Router {
     }
     deps.log.info({ event_id: stored.id, type: stored.type, route: stored.route, duplicate }, 'psp webhook received');
     res.status(200).json({ received: true, duplicate, route: stored.route });
-  });
-  return router;
-}
+  },
+});
+
+export const WEBHOOK_ROUTES: readonly RouteDef[] = [receivePspEvent];
