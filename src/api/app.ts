@@ -72,7 +72,7 @@ export function createApp(deps: AppDeps): Express {
 /** helmet everywhere; the API reference page gets the content policy it needs (src/api/openapi.ts). */
 function securityHeaders(): RequestHandler {
   const strict = helmet();
-  const docs = helmet({ contentSecurityPolicy: { directives: DOCS_CSP } });
+  const docs = helmet({ contentSecurityPolicy: { useDefaults: false, directives: DOCS_CSP } });
   return (req, res, next) => (req.path === DOCS_PATH || req.path.startsWith(`${DOCS_PATH}/`) ? docs : strict)(req, res, next);
 }
 

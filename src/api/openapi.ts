@@ -192,12 +192,15 @@ export function openApiDocument(routes: readonly RouteDef[]) {
 export const DOCS_PATH = '/docs';
 
 /**
- * The reference page's content policy: helmet's own, plus what Swagger UI's bundle needs (its
- * inline styles and the data: images of its icons); scripts come from this server only.
+ * The reference page's whole content policy: scripts, styles and fonts from this server only,
+ * plus what Swagger UI needs (inline styles, data: images of its icons). Unlike helmet's default,
+ * no upgrade-insecure-requests: the page is also read over plain http (localhost, compose), where
+ * upgrading its own asset requests to https would break it.
  */
 export const DOCS_CSP = {
   'default-src': ["'self'"],
   'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
   'style-src': ["'self'", "'unsafe-inline'"],
   'img-src': ["'self'", 'data:'],
   'connect-src': ["'self'"],

@@ -72,7 +72,7 @@ export const PaymentResource = z.object({
   checkout_url: z.string().nullable().describe('The PSP-hosted page where the buyer enters the card (hosted checkout only)'),
   capture_method: z.enum(['automatic', 'all_or_nothing']),
   return_url: z.string().nullable(),
-  orders: z.array(OrderResource),
+  orders: z.array(OrderResource).min(1).describe('one per seller, at least one'),
   created_at: z.string(),
   updated_at: z.string(),
 }).meta({ id: 'Payment' });

@@ -50,7 +50,7 @@ async function payInBrowser(card_number: string, screenshot: string | null): Pro
   expect(created.body.status).toBe('requires_payment_method');
   const page = await browser.newPage();
   try {
-    await page.goto(created.body.checkout_url);
+    await page.goto(created.body.checkout_url!);
     // A mistyped number first: the page says so and no token is made.
     await page.fill('#card_number', CARDS.bad_luhn);
     await page.fill('#expiry', '12/34');

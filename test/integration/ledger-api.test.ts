@@ -100,7 +100,7 @@ describe('GET /v1/ledger/transactions', () => {
 
     const byPayment = (await call(`${api.url}/v1/ledger/transactions?payment_id=${p1.id}`, { key: own })).body;
     expect(byPayment.data).toHaveLength(2);
-    const order_x = p1.orders.find((o: { seller_id: string }) => o.seller_id === 'x');
+    const order_x = p1.orders.find((o: { seller_id: string }) => o.seller_id === 'x')!;
     const capture = byPayment.data.find((t: { order_id: string }) => t.order_id === order_x.id);
     expect(capture).toMatchObject({ kind: 'posting', reference: `order:${order_x.id}:capture` });
     expect(capture.entries).toEqual(

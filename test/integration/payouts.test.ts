@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { accountBalances } from '../../src/ledger/store';
 import { hashApiKey } from '../../src/services/merchants';
 import { startAsyncStack, type AsyncStack } from '../support/async-stack';
-import { createPayment, until } from '../support/flows';
+import { createPayment, createPayout, getPayout, putBankAccount, until } from '../support/flows';
+import type { CreatePayoutRequest } from '../support/api-client';
 import { keepHistory } from '../support/histories';
 import { call, settled, waitForPayment } from '../support/stack';
 
@@ -32,7 +33,7 @@ async function sale(orders: { seller_id: string; amount: string }[]) {
 }
 
 async function bankAccount(seller_id: string, account_number = '000123456789') {
-  return await call(`${stack.api.url}/v1/sellers/${seller_id}/bank_account`, { method: 'PUT', key: stack.key, body: { account_number } });
+  return await putBankAccount(stack.api.url, stack.key, seller_id, account_number);
 }
 
 async function balanceOf(seller_id: string) {
@@ -96,9 +97,9 @@ describe('the daily payout run', () => {
     expect(await balanceOf(A)).toMatchObject({ available: '-9.70', negative_balance: '9.70' });
     await sale([{ seller_id: A, amount: '20.00' }]);
     expect(await balanceOf(A)).toMatchObject({ available: '9.70', negative_balance: '0.00' });
-    const payout = await call(`${stack.api.url}/v1/payouts`, { key: stack.key, idempotency_key: randomUUID(), body: { seller_id: A, currency: 'USD' } });
+    const payout = await createPayout(stack.api.url, stack.key, { seller_id: A, currency: 'USD' });
     expect(payout).toMatchObject({ status: 201, body: { object: 'payout', seller_id: A, amount: '9.70', status: 'pending', run_date: null } });
-    await until('the on-demand payout is paid', async () => ((await call(`${stack.api.url}/v1/payouts/${payout.body.id}`, { key: stack.key })).body.status === 'paid' ? true : null));
+    await until('the on-demand payout is paid', async () => ((await getPayout(stack.api.url, stack.key, payout.body.id)).body.status === 'paid' ? true : null));
     expect(await balanceOf(A)).toMatchObject({ available: '0.00', negative_balance: '0.00' });
   });
 });
@@ -149,7 +150,8 @@ describe('reconciliation of a day with sales, a refund and payouts', () => {
 });
 
 describe('payout bad input: a clear code, nothing written', () => {
-  const post = (body: unknown) => call(`${stack.api.url}/v1/payouts`, { key: stack.key, idempotency_key: randomUUID(), body });
+  // Invalid bodies on purpose: typed as the valid shape, judged by the server.
+  const post = (body: Record<string, unknown>) => createPayout(stack.api.url, stack.key, body as CreatePayoutRequest);
 
   it('refuses an unknown seller, a currency the seller holds nothing in, and a balance below the minimum', async () => {
     const before = await stack.api.db('payout').count('* as n').first();

@@ -30,7 +30,7 @@ it.each([
   expect(done.orders[0].failure_code).toBe(failure_code);
   const order_id = done.orders[0].id as string;
   // The PSP did send (and drop) its events; none reached us.
-  const sent = await sandboxEvents(stack.psp_url, done.orders[0].psp_reference);
+  const sent = await sandboxEvents(stack.psp_url, done.orders[0].psp_reference!);
   expect(sent.length).toBeGreaterThanOrEqual(2);
   expect(sent.every((e) => e.status === 'dropped')).toBe(true);
   expect(await stack.api.db('psp_event').where({ order_id })).toEqual([]);

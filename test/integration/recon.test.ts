@@ -8,6 +8,7 @@ import { createPayment, until } from '../support/flows';
 import { payctl } from '../support/payctl';
 import { keepHistory } from '../support/histories';
 import { call, settled, waitForPayment } from '../support/stack';
+import type { Payment } from '../support/api-client';
 
 /**
  * Issue 9: nightly reconciliation against the sandbox PSP's settlement file, on a stack of its
@@ -42,7 +43,7 @@ async function settlementKnobs(knobs: Record<string, unknown>): Promise<void> {
 /** The sandbox's file as it is, for today (the day is still open). */
 const NO_DIFFERENCES = { ...DEFAULT_SETTLEMENT_KNOBS, allow_open_day: true };
 
-async function pay(opts: { currency?: string; amounts?: string[]; token?: string; capture_method?: string } = {}): Promise<{ id: string; orders: { id: string; psp_reference: string; status: string }[] }> {
+async function pay(opts: { currency?: string; amounts?: string[]; token?: string; capture_method?: 'automatic' | 'all_or_nothing' } = {}): Promise<Payment> {
   const body = {
     buyer: { id: `buyer_${randomUUID()}` },
     currency: opts.currency ?? 'USD',
@@ -55,7 +56,7 @@ async function pay(opts: { currency?: string; amounts?: string[]; token?: string
   return created.body;
 }
 
-async function settledPayment(id: string): Promise<{ id: string; status: string; orders: { id: string; psp_reference: string; status: string }[] }> {
+async function settledPayment(id: string): Promise<Payment> {
   return await waitForPayment(stack.api, stack.key, id, settled, 30_000);
 }
 

@@ -156,7 +156,7 @@ describe('delayed PSP results arrive as workflow signals', () => {
   it('requires_action: the buyer passes 3-D Secure on the PSP, the webhook completes the payment', async () => {
     const created = await createPayment(stack.api.url, stack.key, checkoutBody({ payment_method: 'tok_requires_action' }));
     const waiting = await waitForPayment(stack.api, stack.key, created.body.id, (p) => p.status === 'requires_action', 20_000);
-    const next_action = waiting.orders[0].next_action;
+    const next_action = waiting.orders[0].next_action!;
     expect(next_action.type).toBe('redirect_to_url');
     expect(next_action.redirect_url.startsWith(`${stack.psp_url}/3ds/`)).toBe(true);
     const page = await fetch(next_action.redirect_url);
@@ -174,7 +174,7 @@ describe('delayed PSP results arrive as workflow signals', () => {
   it('requires_action failed by the buyer → failed with authentication_failed', async () => {
     const created = await createPayment(stack.api.url, stack.key, checkoutBody({ payment_method: 'tok_requires_action' }));
     const waiting = await waitForPayment(stack.api, stack.key, created.body.id, (p) => p.status === 'requires_action', 20_000);
-    await fetch(waiting.orders[0].next_action.redirect_url, { method: 'POST', body: new URLSearchParams({ action: 'fail' }) });
+    await fetch(waiting.orders[0].next_action!.redirect_url, { method: 'POST', body: new URLSearchParams({ action: 'fail' }) });
     const done = await waitForPayment(stack.api, stack.key, created.body.id, settled);
     expect(done.status).toBe('failed');
     expect(done.orders[0].failure_code).toBe('authentication_failed');
@@ -189,8 +189,8 @@ describe('hosted checkout', () => {
     expect(created.status).toBe(201);
     expect(created.body.status).toBe('requires_payment_method');
     expect(created.body.return_url).toBe(return_url);
-    expect(created.body.checkout_url.startsWith(`${stack.psp_url}/checkout/cs_`)).toBe(true);
-    const paid = await submitCheckoutForm(created.body.checkout_url, '4242 4242 4242 4242');
+    expect(created.body.checkout_url!.startsWith(`${stack.psp_url}/checkout/cs_`)).toBe(true);
+    const paid = await submitCheckoutForm(created.body.checkout_url!, '4242 4242 4242 4242');
     expect(paid.status).toBe(303);
     const back = new URL(String(paid.headers.get('location')));
     expect(`${back.origin}${back.pathname}`).toBe('https://shop.example/thanks');
@@ -210,7 +210,7 @@ describe('hosted checkout', () => {
     expect(done.orders.map((o: { status: string }) => o.status)).toEqual(['canceled', 'canceled']);
     expect(done.orders.every((o: { psp_reference: string | null }) => o.psp_reference === null)).toBe(true);
     // A late submit on the PSP's page no longer revives it.
-    const late = await submitCheckoutForm(done.checkout_url, '4242424242424242');
+    const late = await submitCheckoutForm(done.checkout_url!, '4242424242424242');
     expect(late.status).toBe(303);
     await until('the late event is recorded', async () => (await eventRows({ type: 'payment_method.attached', route: 'ignored' })).find((r) => r.note === 'payment already canceled'));
     expect((await waitForPayment(stack.api, stack.key, created.body.id, settled)).status).toBe('canceled');
@@ -219,7 +219,7 @@ describe('hosted checkout', () => {
   it('a lost payment_method.attached webhook: the last look at the PSP before expiring finds the payment', async () => {
     await stack.setKnobs({ drop_rate: 1 });
     const created = await createPayment(stack.api.url, stack.key, checkoutBody({ return_url }));
-    expect((await submitCheckoutForm(created.body.checkout_url, '4242424242424242')).status).toBe(303);
+    expect((await submitCheckoutForm(created.body.checkout_url!, '4242424242424242')).status).toBe(303);
     const done = await waitForPayment(stack.api, stack.key, created.body.id, settled, 30_000);
     expect(done.status).toBe('succeeded');
     expect(await eventRows({ payment_id: created.body.id, type: 'payment_method.attached' })).toEqual([]);

@@ -604,7 +604,11 @@ export interface components {
             };
             /** @constant */
             object: "payment";
-            orders: components["schemas"]["Order"][];
+            /** @description one per seller, at least one */
+            orders: [
+                components["schemas"]["Order"],
+                ...components["schemas"]["Order"][]
+            ];
             return_url: string | null;
             /** @enum {string} */
             status: "requires_payment_method" | "processing" | "requires_action" | "pending" | "needs_attention" | "succeeded" | "failed" | "partially_succeeded" | "canceled" | "partially_refunded" | "refunded" | "disputed";

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Knex } from '../../src/db';
 import { signPayload } from '../../src/psp/signature';
 import { statusRank, TERMINAL_RANK, type OrderStatus, type PaymentStatus } from '../../src/domain/status';
-import { call, TEST_WEBHOOK_SECRET, type Reply } from './stack';
+import { TEST_WEBHOOK_SECRET, type Reply } from './stack';
+import { apiCall, type CreatePaymentRequest, type CreatePayoutRequest, type CreateRefundRequest } from './api-client';
 
 export function checkoutBody(opts: { payment_method?: string; return_url?: string; sellers?: number } = {}) {
   const sellers = opts.sellers ?? 1;
@@ -15,8 +16,28 @@ export function checkoutBody(opts: { payment_method?: string; return_url?: strin
   };
 }
 
-export async function createPayment(api_url: string, key: string, body: unknown): Promise<Reply> {
-  return await call(`${api_url}/v1/payments`, { key, idempotency_key: randomUUID(), body });
+export async function createPayment(api_url: string, key: string, body: CreatePaymentRequest) {
+  return await apiCall(api_url, 'post', '/v1/payments', { key, idempotency_key: randomUUID(), body });
+}
+
+export async function createRefund(api_url: string, key: string, payment_id: string, body: CreateRefundRequest, idempotency_key: string = randomUUID()) {
+  return await apiCall(api_url, 'post', '/v1/payments/{id}/refunds', { key, idempotency_key, params: { id: payment_id }, body });
+}
+
+export async function getRefund(api_url: string, key: string, refund_id: string) {
+  return await apiCall(api_url, 'get', '/v1/refunds/{id}', { key, params: { id: refund_id } });
+}
+
+export async function createPayout(api_url: string, key: string, body: CreatePayoutRequest, idempotency_key: string = randomUUID()) {
+  return await apiCall(api_url, 'post', '/v1/payouts', { key, idempotency_key, body });
+}
+
+export async function getPayout(api_url: string, key: string, payout_id: string) {
+  return await apiCall(api_url, 'get', '/v1/payouts/{id}', { key, params: { id: payout_id } });
+}
+
+export async function putBankAccount(api_url: string, key: string, seller_id: string, account_number: string) {
+  return await apiCall(api_url, 'put', '/v1/sellers/{seller_id}/bank_account', { key, params: { seller_id }, body: { account_number } });
 }
 
 export interface HistoryRow {

@@ -7,7 +7,7 @@ import { API_ROUTES } from '../../src/api/routes';
 /**
  * Files made from the route registry, never edited by hand: the OpenAPI document (for Redocly's
  * lint) and the typed client's types (test/support/api-types.ts, committed; a unit test checks it
- * matches what this generates).
+ * matches what this generates, in a child process: openapi-typescript needs ES modules jest cannot load).
  */
 
 export const API_TYPES_PATH = 'test/support/api-types.ts';
@@ -15,7 +15,7 @@ export const API_TYPES_PATH = 'test/support/api-types.ts';
 export const documentJson = (): string => `${JSON.stringify(openApiDocument(API_ROUTES), null, 2)}\n`;
 
 export async function apiTypesSource(): Promise<string> {
-  const ast = await openapiTS(openApiDocument(API_ROUTES) as unknown as OpenAPI3, { alphabetize: true });
+  const ast = await openapiTS(openApiDocument(API_ROUTES) as unknown as OpenAPI3, { alphabetize: true, arrayLength: true });
   return `${COMMENT_HEADER}${astToString(ast)}`;
 }
 
@@ -26,8 +26,9 @@ function write(path: string, text: string): void {
 
 async function main(what: string | undefined, path: string | undefined): Promise<void> {
   if (what === 'document' && path !== undefined) return write(path, documentJson());
+  if (what === 'types' && path === '-') return void process.stdout.write(await apiTypesSource());
   if (what === 'types') return write(path ?? API_TYPES_PATH, await apiTypesSource());
-  throw new Error('usage: openapi-files.ts document <file.json> | types [file.ts]');
+  throw new Error('usage: openapi-files.ts document <file.json> | types [file.ts | - for stdout]');
 }
 
 if (require.main === module) {

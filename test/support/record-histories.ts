@@ -23,7 +23,7 @@ import { ROOT } from './processes';
 // v7: one workflow per payment (PaymentWorkflowV7) — orders inside it, no order workflows).
 const HISTORY_SET = 'v7';
 
-type Scenario = { name: string; body: ReturnType<typeof checkoutBody> & { capture_method?: string }; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
+type Scenario = { name: string; body: ReturnType<typeof checkoutBody> & { capture_method?: 'automatic' | 'all_or_nothing' }; drive?: (stack: AsyncStack, payment: Created) => Promise<void>; knobs?: Record<string, unknown>; faults?: Record<string, unknown> };
 type Created = { id: string; workflow_id: string; checkout_url: string | null; orders: { id: string }[] };
 
 const RETURN_URL = 'https://shop.example/thanks';
@@ -60,7 +60,7 @@ function operator(action: 'retry' | 'cancel') {
 
 async function approve3ds(stack: AsyncStack, payment: Created): Promise<void> {
   const waiting = await waitForPayment(stack.api, stack.key, payment.id, (p) => p.status === 'requires_action');
-  await fetch(waiting.orders[0].next_action.redirect_url, { method: 'POST', body: new URLSearchParams({ action: 'approve' }) });
+  await fetch(waiting.orders[0].next_action!.redirect_url, { method: 'POST', body: new URLSearchParams({ action: 'approve' }) });
 }
 
 async function payOnCheckoutPage(_stack: AsyncStack, payment: Created): Promise<void> {
@@ -70,7 +70,7 @@ async function payOnCheckoutPage(_stack: AsyncStack, payment: Created): Promise<
 async function record(stack: AsyncStack, s: Scenario, out: string): Promise<void> {
   await stack.setKnobs({ ...DEFAULT_KNOBS, ...s.knobs });
   await stack.setFaults({ fail_next: 0, ...s.faults });
-  const created = (await createPayment(stack.api.url, stack.key, s.body)).body as Created;
+  const created: Created = (await createPayment(stack.api.url, stack.key, s.body)).body;
   await s.drive?.(stack, created);
   await waitForPayment(stack.api, stack.key, created.id, settled, 60_000);
   await stack.api.temporal.workflow.getHandle(created.workflow_id).result();

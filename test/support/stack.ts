@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { Client, Connection } from '@temporalio/client';
 import { createApp, starterDepsOf } from '../../src/api/app';
 import { admissionMetrics } from '../../src/api/metrics';
@@ -10,6 +11,7 @@ import { createMerchant } from '../../src/services/merchants';
 import { sleep } from './processes';
 import { admissionSettingsOf, loadEnv, waitTimingsOf, type AdmissionSettings, type WaitTimings } from '../../src/config';
 import { createPspClient } from '../../src/psp/client';
+import { apiCall, type Payment } from './api-client';
 
 function need(name: string): string {
   const value = process.env[name];
@@ -19,6 +21,8 @@ function need(name: string): string {
 
 export interface TestApi {
   url: string;
+  /** The express app, when it runs in this process (startTestApi): to list what it has mounted. */
+  app?: Express;
   db: Knex;
   temporal: Client;
   task_queue: string;
@@ -77,6 +81,7 @@ export async function startTestApi(overrides: TestApiOverrides = {}): Promise<Te
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
+    app,
     db,
     temporal,
     task_queue,
@@ -113,12 +118,12 @@ export async function call(url: string, init: { method?: string; key?: string; i
   return { status: res.status, headers: res.headers, body: text.length > 0 && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
 }
 
-/** Polls GET /v1/payments/:id until `done` holds; returns the last payment seen. */
-export async function waitForPayment(api: TestApi, key: string, payment_id: string, done: (p: any) => boolean, timeout_ms = 60_000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Polls GET /v1/payments/:id (typed client) until `done` holds; returns the last payment seen. */
+export async function waitForPayment(api: TestApi, key: string, payment_id: string, done: (p: Payment) => boolean, timeout_ms = 60_000): Promise<Payment> {
   const deadline = Date.now() + timeout_ms;
   let last: unknown;
   while (Date.now() < deadline) {
-    const reply = await call(`${api.url}/v1/payments/${payment_id}`, { key });
+    const reply = await apiCall(api.url, 'get', '/v1/payments/{id}', { key, params: { id: payment_id } });
     last = reply.body;
     if (reply.status === 200 && done(reply.body)) return reply.body;
     await sleep(200);
