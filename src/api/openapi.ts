@@ -116,7 +116,7 @@ function requiredOf(schema: Json): string[] {
 function requestBodyOf(route: RouteDef, book: SchemaBook): Json | undefined {
   const body = route.body ?? route.raw_body;
   if (body === undefined) return undefined;
-  const schema = book.of(body, 'input', `${pascal(route.operationId)}Request`);
+  const schema = book.of(body, 'input', pascal(route.operationId));
   return { required: route.body_optional !== true, content: { [JSON_MEDIA]: { schema } } };
 }
 

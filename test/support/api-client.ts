@@ -21,9 +21,9 @@ export type Operation<P extends keyof paths, M extends Method> = NonNullable<pat
 
 export type ErrorBody = components['schemas']['Error'];
 export type Payment = components['schemas']['Payment'];
-export type CreatePaymentRequest = components['schemas']['CreatePaymentRequest'];
-export type CreateRefundRequest = components['schemas']['CreateRefundRequest'];
-export type CreatePayoutRequest = components['schemas']['CreatePayoutRequest'];
+export type CreatePaymentRequest = components['schemas']['CreatePayment'];
+export type CreateRefundRequest = components['schemas']['CreateRefund'];
+export type CreatePayoutRequest = components['schemas']['CreatePayout'];
 
 /** Typed as the success answer; on any other status the body is what the document says instead (check status first). */
 export interface ApiReply<T> {

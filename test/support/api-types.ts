@@ -450,13 +450,13 @@ export interface components {
             object: "bank_account";
             seller_id: string;
         };
-        CloseReconItemRequest: {
+        CloseReconItem: {
             note: string;
         };
-        CommandParkedOrderRequest: {
+        CommandParkedOrder: {
             reason?: string;
         };
-        CreatePaymentRequest: {
+        CreatePayment: {
             buyer: {
                 /** Format: email */
                 email?: string;
@@ -483,11 +483,11 @@ export interface components {
             /** @description Where the PSP sends the buyer back after the hosted checkout */
             return_url?: string;
         };
-        CreatePayoutRequest: {
+        CreatePayout: {
             currency: string;
             seller_id: string;
         };
-        CreateRefundRequest: {
+        CreateRefund: {
             /** @description decimal string in the payment's currency, at most what is left to refund of the order */
             amount: string;
             /** @description the order (one seller's part) to refund */
@@ -648,10 +648,10 @@ export interface components {
             /** @constant */
             object: "list";
         };
-        PutSellerBankAccountRequest: {
+        PutSellerBankAccount: {
             account_number: string;
         };
-        ReceivePspEventRequest: {
+        ReceivePspEvent: {
             created: number;
             data: {
                 object: {
@@ -759,13 +759,13 @@ export interface components {
             /** @constant */
             object: "list";
         };
-        StartReconRunRequest: {
+        StartReconRun: {
             /** @description the UTC settlement day to reconcile */
             date: string;
             /** @description how long the run waits for auto-fixed orders to reach the books */
             fix_wait_ms?: number;
         };
-        SubmitDisputeEvidenceRequest: {
+        SubmitDisputeEvidence: {
             text: string;
         };
         TransactionList: {
@@ -1057,7 +1057,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SubmitDisputeEvidenceRequest"];
+                "application/json": components["schemas"]["SubmitDisputeEvidence"];
             };
         };
         responses: {
@@ -1206,7 +1206,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["CommandParkedOrderRequest"];
+                "application/json": components["schemas"]["CommandParkedOrder"];
             };
         };
         responses: {
@@ -1342,7 +1342,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["CloseReconItemRequest"];
+                "application/json": components["schemas"]["CloseReconItem"];
             };
         };
         responses: {
@@ -1463,7 +1463,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["StartReconRunRequest"];
+                "application/json": components["schemas"]["StartReconRun"];
             };
         };
         responses: {
@@ -1683,7 +1683,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreatePaymentRequest"];
+                "application/json": components["schemas"]["CreatePayment"];
             };
         };
         responses: {
@@ -1891,7 +1891,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateRefundRequest"];
+                "application/json": components["schemas"]["CreateRefund"];
             };
         };
         responses: {
@@ -2036,7 +2036,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreatePayoutRequest"];
+                "application/json": components["schemas"]["CreatePayout"];
             };
         };
         responses: {
@@ -2279,7 +2279,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["PutSellerBankAccountRequest"];
+                "application/json": components["schemas"]["PutSellerBankAccount"];
             };
         };
         responses: {
@@ -2350,7 +2350,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ReceivePspEventRequest"];
+                "application/json": components["schemas"]["ReceivePspEvent"];
             };
         };
         responses: {
