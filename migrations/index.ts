@@ -13,6 +13,7 @@ import * as m011 from './011_disputes';
 import * as m012 from './012_one_workflow_per_payment';
 import * as m013 from './013_admission';
 import * as m014 from './014_sql_definitions';
+import * as m015 from './015_charge_lease';
 
 /**
  * Migrations are listed here and imported statically, so the same code runs under tsx, jest and
@@ -33,6 +34,7 @@ const MIGRATIONS: ReadonlyArray<[string, Knex.Migration]> = [
   ['012_one_workflow_per_payment', m012],
   ['013_admission', m013],
   ['014_sql_definitions', m014],
+  ['015_charge_lease', m015],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

@@ -4,6 +4,9 @@ import { z } from 'zod';
  * Every env var the processes read, validated in one place. A bad value stops the process at
  * start-up with the variable's name, rather than failing later in a request.
  */
+/** The longest a PSP call may be allowed to take (a charge attempt's lease outlasts it). */
+export const PSP_TIMEOUT_MS_MAX = 60_000;
+
 const port = z.coerce.number().int().min(0).max(65535);
 const url = z.string().url();
 
@@ -20,7 +23,7 @@ const EnvSchema = z.object({
   API_HOST: z.string().min(1).default('127.0.0.1'),
   PSP_URL: url.default('http://127.0.0.1:3100'),
   PSP_API_KEY: z.string().min(8).default('psk_test_sandbox'),
-  PSP_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
+  PSP_TIMEOUT_MS: z.coerce.number().int().min(100).max(PSP_TIMEOUT_MS_MAX).default(8_000),
   COMMISSION_BPS: z.coerce.number().int().min(0).max(10_000).default(300),
   // Risk rules: "USD:10000.00,EUR:9000.00" caps one payment per currency; blocked buyers by id.
   RISK_MAX_AMOUNT: z.string().default('USD:50000.00,EUR:50000.00,GBP:50000.00,JPY:5000000,KRW:50000000'),

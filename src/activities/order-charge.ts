@@ -1,11 +1,14 @@
 import type { Knex } from 'knex';
+import { ApplicationFailure } from '@temporalio/activity';
+import { PSP_TIMEOUT_MS_MAX } from '../config';
+import { FAILURE_TYPES } from '../workflows/contract';
 import { PspChargeSchema, PspError, type PspCharge } from '../psp/client';
 import { assert } from '../domain/assert';
 import { assertOrderMove, isOrderTerminal } from '../domain/status';
 import { capturePosting } from '../domain/ledger';
 import { postInTransaction } from '../ledger/poster';
 import { storeDerivedStatus } from '../aggregates/payment';
-import { loadChargeableOrder, loadOrder, markExecuting, moveToChargeOutcome, type ChargeableOrder, type OrderRow } from '../aggregates/order';
+import { claimCharge, loadChargeableOrder, loadOrder, moveToChargeOutcome, releaseCharge, type ChargeableOrder, type OrderRow } from '../aggregates/order';
 import { capturedOrder, isWaiting, outcomeOf, type OrderDeps } from './order-outcome';
 import { toActivityFailure, withHeartbeat } from './psp-call';
 import type { ChargeOutcome } from './types';
@@ -63,16 +66,17 @@ async function applyCharge(deps: Pick<OrderDeps, 'db' | 'log'>, order: OrderRow,
   });
 }
 
-async function chargeAtPsp({ db, psp }: Pick<OrderDeps, 'db' | 'psp'>, order: ChargeableOrder): Promise<PspCharge> {
+/** Longer than any PSP call may take, so a live attempt never outlives its lease. */
+const CHARGE_LEASE_MS = PSP_TIMEOUT_MS_MAX + 10_000;
+
+async function chargeAtPsp({ psp }: Pick<OrderDeps, 'psp'>, order: ChargeableOrder, attempt: number): Promise<PspCharge> {
   assert(order.payment_method !== null, `order ${order.id} has a payment method`);
   // A previous attempt may have reached the PSP (we crashed or timed out after sending): ask
   // first, and only a confirmed "no charge" allows sending again, with the same key.
-  if (order.charge_attempts > 0) {
+  if (attempt > 1) {
     const existing = await psp.findChargeByIdempotencyKey(order.id);
     if (existing !== null) return existing;
   }
-  await markExecuting(db, order.id);
-  order.status = 'executing'; // keep the in-memory row in step: the outcome moves from here
   return await psp.createCharge({
     idempotency_key: order.id,
     order_reference: order.id,
@@ -82,6 +86,15 @@ async function chargeAtPsp({ db, psp }: Pick<OrderDeps, 'db' | 'psp'>, order: Ch
     // All-or-nothing: authorize now, capture once every order of the payment is authorized.
     capture: order.capture_method !== 'all_or_nothing',
   });
+}
+
+/** The claim was refused: another attempt is charging (retry later), or the order moved on (its stored outcome). */
+async function unclaimedCharge(db: Knex, order_id: string): Promise<ChargeOutcome> {
+  const order = await loadOrder(db, order_id);
+  if (order.status === 'not_started' || order.status === 'executing' || order.status === 'needs_attention') {
+    throw ApplicationFailure.retryable(`order ${order_id} is being charged by another attempt`, FAILURE_TYPES.charge_in_flight);
+  }
+  return outcomeOf(order);
 }
 
 /** The charge steps: charge, a webhook's news, a poll. */
@@ -95,17 +108,21 @@ export function createChargeActivities(deps: OrderDeps) {
     async chargeOrder(order_id: string): Promise<ChargeOutcome> {
       const order = await loadChargeableOrder(db, order_id);
       if (isOrderTerminal(order.status)) return outcomeOf(order);
+      const attempt = await claimCharge(db, order_id, CHARGE_LEASE_MS);
+      if (attempt === null) return await unclaimedCharge(db, order_id);
+      order.status = 'executing'; // keep the in-memory row in step: the outcome moves from here
       try {
-        const charge = await withHeartbeat(chargeAtPsp(deps, order));
+        const charge = await withHeartbeat(chargeAtPsp(deps, order, attempt));
         return await applyCharge(deps, order, charge);
       } catch (err) {
-        if (!(err instanceof PspError)) throw err;
-        log.warn({ order_id, payment_id: order.payment_id, kind: err.kind, code: err.code }, 'psp call failed');
-        if (err.kind === 'definitive') {
+        if (err instanceof PspError) log.warn({ order_id, payment_id: order.payment_id, kind: err.kind, code: err.code }, 'psp call failed');
+        if (err instanceof PspError && err.kind === 'definitive') {
           // A definitive refusal (e.g. an unknown token) ends the order like a decline, with the PSP's code.
           return await applyOutcome(deps, order, { order_id, status: 'failed', psp_reference: null, failure_code: err.code, failure_message: err.message });
         }
-        throw toActivityFailure(err);
+        // The next attempt may start at once; it asks the PSP what this one did before sending.
+        await releaseCharge(db, order_id, attempt);
+        throw err instanceof PspError ? toActivityFailure(err) : err;
       }
     },
 

@@ -23,6 +23,8 @@ export interface OrderRow {
   failure_code: string | null;
   failure_message: string | null;
   charge_attempts: number;
+  /** While a charge attempt talks to the PSP (see claimCharge). */
+  charge_lease_until: Date | null;
   commission_bps: number | null;
   commission_minor: string;
   psp_fee_minor: string | null;
@@ -112,12 +114,34 @@ export async function listParkedOrders(conn: Conn, limit: number): Promise<Parke
 
 // ---- Guarded moves: one function per kind of move. ----
 
-/** A charge attempt begins (again): counted, so a later attempt asks the PSP before sending. */
-export async function markExecuting(conn: Knex, order_id: string): Promise<void> {
-  await conn('payment_order')
+/**
+ * A charge attempt claims the order before it may talk to the PSP: counted (a later attempt asks
+ * the PSP before sending), and leased until `lease_ms` from now, so two attempts can never be in
+ * flight at once — a local activity may run again while a slow first run is still calling the PSP
+ * (its workflow task timed out under load). The lease ends with the attempt (released, or cleared
+ * by the outcome's move) or, if the worker died, by expiring. Answers the attempt number (also
+ * the fencing token of its release), or null when the order is not chargeable or another attempt
+ * holds it.
+ */
+export async function claimCharge(conn: Knex, order_id: string, lease_ms: number): Promise<number | null> {
+  assert(Number.isInteger(lease_ms) && lease_ms > 0, 'a charge lease has a positive length');
+  const claimed = await conn('payment_order')
     .where({ id: order_id })
     .whereIn('status', ['not_started', 'executing'])
-    .update({ status: 'executing', charge_attempts: conn.raw('charge_attempts + 1'), updated_at: conn.fn.now() });
+    .andWhere((q) => q.whereNull('charge_lease_until').orWhere('charge_lease_until', '<=', conn.fn.now()))
+    .update({
+      status: 'executing',
+      charge_attempts: conn.raw('charge_attempts + 1'),
+      charge_lease_until: conn.raw("now() + make_interval(secs => ?)", [lease_ms / 1000]),
+      updated_at: conn.fn.now(),
+    })
+    .returning<{ charge_attempts: number }[]>('charge_attempts');
+  return claimed[0]?.charge_attempts ?? null;
+}
+
+/** The attempt numbered `attempt` is over without an outcome (the PSP refused or did not answer). */
+export async function releaseCharge(conn: Knex, order_id: string, attempt: number): Promise<void> {
+  await conn('payment_order').where({ id: order_id, charge_attempts: attempt }).update({ charge_lease_until: null });
 }
 
 export interface ChargeOutcomeFields extends FailureFields {
@@ -144,6 +168,7 @@ export async function moveToChargeOutcome(trx: Knex.Transaction, order_id: strin
       failure_message: o.failure_message,
       psp_fee_minor: o.psp_fee_minor,
       next_action_url: o.next_action_url,
+      charge_lease_until: null,
       wallet_updated: o.status === 'succeeded',
       ledger_updated: o.status === 'succeeded',
       ...(version === null ? {} : { psp_version: version }),

@@ -101,6 +101,7 @@ export const FAILURE_TYPES = {
   psp_retryable: 'Psp_retryable',
   psp_unknown_outcome: 'Psp_unknown_outcome',
   charge_undecided: 'ChargeUndecided',
+  charge_in_flight: 'ChargeInFlight',
   settlement_file_invalid: 'SettlementFileInvalid',
   settlement_file_unavailable: 'SettlementFileUnavailable',
   settlement_day_invalid: 'SettlementDayInvalid',

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { asyncLocalStorage, type Context } from '@temporalio/activity';
+import { createActivities } from '../../src/activities';
+import { claimCharge, releaseCharge } from '../../src/aggregates/order';
+import { createDb, type Knex } from '../../src/db';
+import { createRulesRiskProvider, parseRiskRules } from '../../src/domain/risk';
+import { LedgerPoster } from '../../src/ledger/poster';
+import { createLogger } from '../../src/logger';
+import { createPspClient } from '../../src/psp/client';
+
+/**
+ * Two runs of one order's charge at once: under load a workflow task can time out while its local
+ * activity is still waiting on the PSP, and the next task runs the activity again. The suite's
+ * sandbox ignores idempotency keys, so only our side can keep the second run from charging.
+ */
+let db: Knex;
+let activities: ReturnType<typeof createActivities>;
+beforeAll(() => {
+  db = createDb(String(process.env.DATABASE_URL), 4);
+  const psp = createPspClient({ base_url: String(process.env.PSP_URL), api_key: 'psk_test_sandbox', timeout_ms: 5_000 });
+  activities = createActivities({ db, psp, risk: createRulesRiskProvider(parseRiskRules('', '')), log: createLogger('lease-test', 'silent'), ledger: new LedgerPoster(db), settlement_download_timeout_ms: 60_000, payout_minimums: new Map() });
+});
+afterAll(async () => {
+  await db.destroy();
+});
+
+async function newOrder(): Promise<string> {
+  const suffix = randomBytes(6).toString('hex');
+  const merchant_id = `mer_${suffix}`;
+  await db('merchant').insert({ id: merchant_id, name: 'lease' });
+  await db('payment_event').insert({ id: `pay_${suffix}`, merchant_id, buyer_id: 'b', currency: 'USD', amount_minor: '500', status: 'processing', payment_method: 'tok_success', workflow_id: `payment-pay_${suffix}` });
+  await db('payment_order').insert({ id: `ord_${suffix}`, payment_id: `pay_${suffix}`, merchant_id, seller_id: 's', amount_minor: '500', currency: 'USD', status: 'not_started', commission_bps: 300, commission_minor: '15' });
+  return `ord_${suffix}`;
+}
+
+/** What withHeartbeat reads of a local activity's context; the charge never touches the rest. */
+function asLocalActivity<T>(work: () => Promise<T>): Promise<T> {
+  return asyncLocalStorage.run({ info: { isLocal: true } } as unknown as Context, work);
+}
+
+async function chargesAtPsp(order_id: string): Promise<number> {
+  const res = await fetch(`${process.env.PSP_URL}/_sandbox/stats?order_reference=${order_id}`);
+  return ((await res.json()) as { charges_total: number }).charges_total;
+}
+
+it('sends one charge when two runs of the same order overlap; the other backs off, then reads the outcome', async () => {
+  const order_id = await newOrder();
+  const runs = await Promise.allSettled([asLocalActivity(() => activities.chargeOrder(order_id)), asLocalActivity(() => activities.chargeOrder(order_id))]);
+  const done = runs.filter((r) => r.status === 'fulfilled');
+  const refused = runs.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  expect(done).toHaveLength(1);
+  expect(done[0]).toMatchObject({ value: { order_id, status: 'succeeded' } });
+  expect(refused).toHaveLength(1);
+  expect(refused[0]?.reason).toMatchObject({ type: 'ChargeInFlight' });
+  expect(await chargesAtPsp(order_id)).toBe(1);
+  // The retry of the refused run answers the stored outcome without calling the PSP.
+  await expect(asLocalActivity(() => activities.chargeOrder(order_id))).resolves.toMatchObject({ status: 'succeeded' });
+  expect(await chargesAtPsp(order_id)).toBe(1);
+  expect((await db('payment_order').where({ id: order_id }).first()).charge_lease_until).toBeNull();
+});
+
+it('hands the order to the next attempt when the lease is released or has expired, never to a stale release', async () => {
+  const order_id = await newOrder();
+  expect(await claimCharge(db, order_id, 60_000)).toBe(1);
+  expect(await claimCharge(db, order_id, 60_000)).toBeNull();
+  await releaseCharge(db, order_id, 1);
+  expect(await claimCharge(db, order_id, 60_000)).toBe(2);
+  // Attempt 2's worker died: its lease runs out, and only then may attempt 3 go.
+  await db('payment_order').where({ id: order_id }).update({ charge_lease_until: db.raw("now() - interval '1 second'") });
+  expect(await claimCharge(db, order_id, 60_000)).toBe(3);
+  // Attempt 2 wakes up late and releases: attempt 3's lease stands.
+  await releaseCharge(db, order_id, 2);
+  expect(await claimCharge(db, order_id, 60_000)).toBeNull();
+});
