@@ -4,9 +4,6 @@ import { z } from 'zod';
  * Every env var the processes read, validated in one place. A bad value stops the process at
  * start-up with the variable's name, rather than failing later in a request.
  */
-/** The longest a PSP call may be allowed to take (a charge attempt's lease outlasts it). */
-export const PSP_TIMEOUT_MS_MAX = 60_000;
-
 const port = z.coerce.number().int().min(0).max(65535);
 const url = z.string().url();
 
@@ -23,7 +20,7 @@ const EnvSchema = z.object({
   API_HOST: z.string().min(1).default('127.0.0.1'),
   PSP_URL: url.default('http://127.0.0.1:3100'),
   PSP_API_KEY: z.string().min(8).default('psk_test_sandbox'),
-  PSP_TIMEOUT_MS: z.coerce.number().int().min(100).max(PSP_TIMEOUT_MS_MAX).default(8_000),
+  PSP_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(8_000),
   COMMISSION_BPS: z.coerce.number().int().min(0).max(10_000).default(300),
   // Risk rules: "USD:10000.00,EUR:9000.00" caps one payment per currency; blocked buyers by id.
   RISK_MAX_AMOUNT: z.string().default('USD:50000.00,EUR:50000.00,GBP:50000.00,JPY:5000000,KRW:50000000'),
@@ -134,6 +131,15 @@ export function admissionSettingsOf(env: Env): AdmissionSettings {
     merchant_backlog_max: env.ADMISSION_MERCHANT_BACKLOG_MAX,
     backlog_wait_max_s: env.ADMISSION_BACKLOG_WAIT_MAX_S,
   };
+}
+
+/**
+ * How long a charge attempt holds its order (src/aggregates/order.ts, claimCharge): longer than a
+ * live attempt can take — two PSP calls (ask, then send) and a margin — and no longer, since a
+ * dead worker's order waits this long before the next attempt may charge.
+ */
+export function chargeLeaseMsOf(psp_timeout_ms: number): number {
+  return 2 * psp_timeout_ms + 5_000;
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {

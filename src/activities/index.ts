@@ -16,6 +16,8 @@ export interface ActivityDeps {
   risk: RiskProvider;
   log: Logger;
   ledger: LedgerPoster;
+  /** How long a charge attempt holds its order (chargeLeaseMsOf in src/config.ts). */
+  charge_lease_ms: number;
   /** Bounds one settlement file download (RECON_DOWNLOAD_TIMEOUT_MS). */
   settlement_download_timeout_ms: number;
   /** The smallest payout per currency (PAYOUT_MINIMUMS). */

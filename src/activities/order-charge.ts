@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import { ApplicationFailure } from '@temporalio/activity';
-import { PSP_TIMEOUT_MS_MAX } from '../config';
 import { FAILURE_TYPES } from '../workflows/contract';
 import { PspChargeSchema, PspError, type PspCharge } from '../psp/client';
 import { assert } from '../domain/assert';
@@ -66,9 +65,6 @@ async function applyCharge(deps: Pick<OrderDeps, 'db' | 'log'>, order: OrderRow,
   });
 }
 
-/** Longer than any PSP call may take, so a live attempt never outlives its lease. */
-const CHARGE_LEASE_MS = PSP_TIMEOUT_MS_MAX + 10_000;
-
 async function chargeAtPsp({ psp }: Pick<OrderDeps, 'psp'>, order: ChargeableOrder, attempt: number): Promise<PspCharge> {
   assert(order.payment_method !== null, `order ${order.id} has a payment method`);
   // A previous attempt may have reached the PSP (we crashed or timed out after sending): ask
@@ -108,7 +104,7 @@ export function createChargeActivities(deps: OrderDeps) {
     async chargeOrder(order_id: string): Promise<ChargeOutcome> {
       const order = await loadChargeableOrder(db, order_id);
       if (isOrderTerminal(order.status)) return outcomeOf(order);
-      const attempt = await claimCharge(db, order_id, CHARGE_LEASE_MS);
+      const attempt = await claimCharge(db, order_id, deps.charge_lease_ms);
       if (attempt === null) return await unclaimedCharge(db, order_id);
       order.status = 'executing'; // keep the in-memory row in step: the outcome moves from here
       try {

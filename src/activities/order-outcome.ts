@@ -14,6 +14,8 @@ export interface OrderDeps {
   psp: PspClient;
   log: Logger;
   ledger: LedgerPoster;
+  /** How long a charge attempt holds its order (chargeLeaseMsOf in src/config.ts). */
+  charge_lease_ms: number;
 }
 
 export const FAILURE_MESSAGE_CHARS_MAX = 1_000;

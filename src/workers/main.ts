@@ -2,7 +2,7 @@ import http from 'node:http';
 import { withTemporalClient } from '../services/temporal-client';
 import { NativeConnection, Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
-import { loadEnv } from '../config';
+import { chargeLeaseMsOf, loadEnv } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { createDb } from '../db';
 import { createPspClient } from '../psp/client';
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.TEMPORAL_TASK_QUEUE,
     ...(bundle_path ? { workflowBundle: { codePath: bundle_path } } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS, payout_minimums: parseCurrencyAmounts(env.PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS') }),
+    activities: createActivities({ db, psp, risk, log, ledger: new LedgerPoster(db), charge_lease_ms: chargeLeaseMsOf(env.PSP_TIMEOUT_MS), settlement_download_timeout_ms: env.RECON_DOWNLOAD_TIMEOUT_MS, payout_minimums: parseCurrencyAmounts(env.PAYOUT_MINIMUMS, 'PAYOUT_MINIMUMS') }),
     interceptors: { activity: [metricsInterceptor(registry)] },
   });
   // A short-lived client for start-up work (the worker itself uses a NativeConnection).

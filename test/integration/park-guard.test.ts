@@ -16,7 +16,7 @@ let activities: ReturnType<typeof createActivities>;
 beforeAll(() => {
   db = createDb(String(process.env.DATABASE_URL), 2);
   const psp = createPspClient({ base_url: String(process.env.PSP_URL), api_key: 'psk_test_sandbox', timeout_ms: 2_000 });
-  activities = createActivities({ db, psp, risk: createRulesRiskProvider(parseRiskRules('', '')), log: createLogger('park-test', 'silent'), ledger: new LedgerPoster(db), settlement_download_timeout_ms: 60_000, payout_minimums: new Map() });
+  activities = createActivities({ db, psp, risk: createRulesRiskProvider(parseRiskRules('', '')), log: createLogger('park-test', 'silent'), ledger: new LedgerPoster(db), charge_lease_ms: 60_000, settlement_download_timeout_ms: 60_000, payout_minimums: new Map() });
 });
 afterAll(async () => {
   await db.destroy();
