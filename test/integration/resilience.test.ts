@@ -16,6 +16,8 @@ function stackEnv(task_queue: string, psp_port: number): Record<string, string> 
     TEMPORAL_TASK_QUEUE: task_queue,
     PSP_URL: `http://127.0.0.1:${psp_port}`,
     SANDBOX_PORT: String(psp_port),
+    // Above the sandbox's 3 s latency below; a dead worker's charge lease (2 × this + 5 s) runs out sooner.
+    PSP_TIMEOUT_MS: '4000',
   };
 }
 
