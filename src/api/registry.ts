@@ -1,12 +1,7 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
-import type { Knex } from 'knex';
-import type { Client } from '@temporalio/client';
-import type { Registry } from 'prom-client';
-import type { Logger } from '../logger';
-import type { PspClient } from '../psp/client';
 import type { StarterDeps } from '../services/workflow-starter';
-import type { Admission } from '../services/admission';
+import type { AppDeps } from './app';
 import { assert } from '../domain/assert';
 import { parseWith } from './errors';
 import { validateIdempotencyKey } from '../services/idempotency';
@@ -47,19 +42,9 @@ export interface SuccessSpec {
   headers?: readonly ResponseHeader[];
 }
 
-/** The services a route handler may use; the app builds one of these. */
-export interface ApiDeps {
-  db: Knex;
-  temporal: Client;
-  task_queue: string;
-  log: Logger;
-  registry: Registry;
-  commission_bps: number;
-  psp: PspClient;
-  webhook_secrets: readonly string[];
-  admin_api_key?: string;
+/** What a route handler may use: the app's deps, resolved (src/api/app.ts builds it). */
+export interface ApiDeps extends Omit<AppDeps, 'payout_minimums'> {
   payout_minimums: ReadonlyMap<string, bigint>;
-  admission: Admission;
   starter: StarterDeps;
   /** The generated OpenAPI document, served at /openapi.json. */
   openapi: object;
@@ -92,8 +77,6 @@ export interface RouteDef<Q extends z.ZodType = z.ZodType, B extends z.ZodType =
   body_optional?: boolean;
   /** A JSON body the handler reads raw, verifies and parses itself (the webhook). */
   raw_body?: z.ZodType;
-  /** A request header the route requires, validated by the handler, e.g. Psp-Signature. */
-  request_headers?: readonly { name: string; description: string; schema: z.ZodType }[];
   /** Requires an Idempotency-Key, validated before anything else is read. */
   idempotent?: boolean;
   /** Runs before the query and body are parsed (checks of path parameters that answer as today). */

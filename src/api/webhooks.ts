@@ -1,5 +1,4 @@
 import express from 'express';
-import { z } from 'zod';
 import { LIMITS } from '../config';
 import { AppError } from '../domain/errors';
 import { verifySignature } from '../psp/signature';
@@ -32,8 +31,6 @@ function parseEvent(raw_body: string): PspEvent {
   return parsed.data;
 }
 
-const SIGNATURE_DESCRIPTION = 't=<unix>,v1=<hex HMAC-SHA256 of "t." + raw body>; several v1= during a secret rotation';
-
 /**
  * The raw-body parser is this route's own and runs before any JSON parser: the signature covers
  * the exact bytes. Verified events are stored, then applied; the answer is 200 once stored, even if
@@ -51,7 +48,6 @@ const receivePspEvent = defineRoute({
     'and answers 200 once stored. Unknown objects are kept (route `unknown`) for operators; events about terminal objects are kept and ignored.',
   auth: 'webhook_signature',
   raw_body: PspEventSchema,
-  request_headers: [{ name: 'Psp-Signature', description: SIGNATURE_DESCRIPTION, schema: z.string().max(4096) }],
   middleware: [express.raw({ type: () => true, limit: LIMITS.webhook_body_bytes_max })],
   success: { status: 200, description: 'Stored (and applied, or left for the sweeper)', schema: WebhookReceipt },
   errors: { 400: 'Bad signature (webhook_signature_invalid), malformed JSON (invalid_json) or not an event (webhook_event_invalid); nothing stored', 413: 'Body too large' },

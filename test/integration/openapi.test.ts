@@ -1,4 +1,5 @@
 import type { Express } from 'express';
+import { chromium } from 'playwright-core';
 import { openApiPath } from '../../src/api/openapi';
 import { type TestApi, useTestApi } from '../support/stack';
 
@@ -44,4 +45,23 @@ it('/docs answers the API reference page, its assets from this server, under a p
   expect(page.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
   const json = await fetch(`${api.url}/openapi.json`);
   expect(json.headers.get('content-security-policy')).toContain('upgrade-insecure-requests');
+});
+
+it('/docs renders every operation in a real browser, offline, with no content policy violation', async () => {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    page.on('requestfailed', (request) => problems.push(`${request.url()} failed`));
+    await page.goto(`${api.url}/docs`);
+    await page.waitForSelector('.opblock', { timeout: 20_000 });
+    const operations = await page.locator('.opblock').count();
+    expect({ operations, problems }).toEqual({ operations: expect.any(Number), problems: [] });
+    expect(operations).toBeGreaterThan(25);
+  } finally {
+    await browser.close();
+  }
 });
