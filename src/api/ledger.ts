@@ -1,7 +1,7 @@
 import { merchantOf } from './auth';
 import { defineRoute, type RouteDef } from './registry';
 import { BalanceList, ListBalancesQuery, ListTransactionsQuery, TransactionList } from './schemas';
-import { listBalances, listTransactions } from '../services/ledger-read';
+import { listBalances, listTransactions } from '../ledger/read';
 
 const listBalancesRoute = defineRoute({
   method: 'get',

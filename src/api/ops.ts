@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { commandOrder, OPERATOR_LIMITS } from '../services/operator';
 import { AppError } from '../domain/errors';
 import { defineRoute, type RouteDef } from './registry';
-import { closeItem, getRun, listItems, listRuns, startReconciliation } from '../services/recon';
+import { startReconciliation } from '../services/recon';
+import { closeItem, getRun, listItems, listRuns } from '../recon/queue';
 import { CloseReconItemBody, ListReconItemsQuery, ListReconRunsQuery, StartReconRunBody } from './schemas';
 import { OrderCommandAccepted, ReconItemList, ReconItemResource, ReconRunList, ReconRunResource, ReconRunStarted } from './resources';
 

@@ -2,7 +2,8 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { withTemporalClient } from '../services/temporal-client';
 import type { Knex } from '../db';
 import { loadEnv, type Env } from '../config';
-import { closeItem, listItems, listRuns, runnableDay, startReconciliation, type ItemRow, type RunRow } from '../services/recon';
+import { runnableDay, startReconciliation } from '../services/recon';
+import { closeItem, listItems, listRuns, type ItemRow, type RunRow } from '../recon/queue';
 import type { DifferenceClass, ItemStatus } from '../recon/classify';
 import type { RunTotals } from '../recon/store';
 
