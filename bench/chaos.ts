@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createDb, type Knex } from '../src/db';
+import { assert } from '../src/domain/assert';
 import { ROOT } from '../src/dev/run-ts';
 import { USAGE, UsageError, parseArgs, seededRandom, type Options } from './chaos/args';
 import { checkInvariants, invariantLine, summaryCounts, type Invariant } from './chaos/checks';
@@ -151,7 +152,24 @@ async function execute(run: Run, seed: number, started_ms: number, note: (l: str
   const quiet_done_ms = Date.now();
   progress(`${quiet.detail}; checking`);
 
-  const in_time = { ok: quiet.ok, detail: quiet.ok ? `${quiet.detail}, ${seconds(quiet_done_ms - started_ms)} s into the run (limit ${o.duration_max_s} s)` : quiet.detail };
+  return await checkAndReport(run, seed, driver, chaos, quiet, { started_ms, setup_done_ms, drive_done_ms, quiet_done_ms });
+}
+
+interface Marks {
+  started_ms: number;
+  setup_done_ms: number;
+  drive_done_ms: number;
+  quiet_done_ms: number;
+}
+
+type Quiet = Awaited<ReturnType<typeof quiesce>>;
+
+/** Checks the invariants on the quiet system, prints them with the summary and writes the report; 0 when every invariant held. */
+async function checkAndReport(run: Run, seed: number, driver: Driver, chaos: Chaos, quiet: Quiet, t: Marks): Promise<number> {
+  const o = run.options;
+  const stack = run.stack;
+  assert(run.db !== null && run.psp !== null, 'the run has its databases');
+  const in_time = { ok: quiet.ok, detail: quiet.ok ? `${quiet.detail}, ${seconds(t.quiet_done_ms - t.started_ms)} s into the run (limit ${o.duration_max_s} s)` : quiet.detail };
   const invariants: Invariant[] = await checkInvariants(run.db, run.psp, driver, in_time);
   const counts = await summaryCounts(run.db, run.psp);
   const done_ms = Date.now();
@@ -173,11 +191,11 @@ async function execute(run: Run, seed: number, started_ms: number, note: (l: str
       unexpected_exits,
       operator_retries_sent: quiet.retries_sent,
       timings: {
-        setup_s: seconds(setup_done_ms - started_ms),
-        drive_s: seconds(drive_done_ms - setup_done_ms),
-        quiesce_s: seconds(quiet_done_ms - drive_done_ms),
-        checks_s: seconds(done_ms - quiet_done_ms),
-        wall_s: seconds(done_ms - started_ms),
+        setup_s: seconds(t.setup_done_ms - t.started_ms),
+        drive_s: seconds(t.drive_done_ms - t.setup_done_ms),
+        quiesce_s: seconds(t.quiet_done_ms - t.drive_done_ms),
+        checks_s: seconds(done_ms - t.quiet_done_ms),
+        wall_s: seconds(done_ms - t.started_ms),
       },
     },
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DISPUTE_STATUSES, PAYOUT_STATUSES } from '../domain/status';
 
 /**
  * Adapter for our PSP's HTTP API (the sandbox PSP speaks the same shape). Failures are classified
@@ -66,7 +67,7 @@ export const PspPayoutSchema = z.object({
   id: z.string().min(1).max(255),
   amount: z.string().regex(/^[0-9]+$/),
   currency: z.string().length(3),
-  status: z.enum(['pending', 'paid', 'failed']),
+  status: z.enum(PAYOUT_STATUSES),
   failure_code: z.string().max(255).nullable(),
   version: z.number().int().min(1).default(1),
 });
@@ -78,7 +79,7 @@ export const PspDisputeSchema = z.object({
   amount: z.string().regex(/^[0-9]+$/),
   currency: z.string().length(3),
   reason: z.string().max(200),
-  status: z.enum(['needs_response', 'under_review', 'won', 'lost']),
+  status: z.enum(DISPUTE_STATUSES),
   evidence_due_by: z.number().int().nonnegative(),
   version: z.number().int().min(1).default(1),
 });
@@ -140,8 +141,17 @@ const ErrorBodySchema = z.object({
 });
 const ListSchema = z.object({ data: z.array(PspChargeSchema) });
 
-export function createPspClient(opts: { base_url: string; api_key: string; timeout_ms: number }): PspClient {
-  async function call(method: 'GET' | 'POST', path: string, body?: unknown, idempotency_key?: string): Promise<Reply> {
+interface PspOptions {
+  base_url: string;
+  api_key: string;
+  timeout_ms: number;
+}
+
+/** One JSON request to the PSP; network failures come back classified, HTTP answers as they are. */
+type Call = (method: 'GET' | 'POST', path: string, body?: unknown, idempotency_key?: string) => Promise<Reply>;
+
+function createCall(opts: PspOptions): Call {
+  return async (method, path, body, idempotency_key) => {
     const headers: Record<string, string> = { authorization: `Bearer ${opts.api_key}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (idempotency_key !== undefined) headers['idempotency-key'] = idempotency_key;
@@ -158,16 +168,23 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
     }
     const text = await res.text();
     return { status: res.status, json: parseJson(text, res.status), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) };
-  }
+  };
+}
 
-  async function chargeAction(charge_id: string, action: 'capture' | 'void' | 'refund', idempotency_key: string): Promise<PspCharge> {
-    const reply = await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/${action}`, {}, idempotency_key);
-    if (reply.status !== 200) throw classifyHttpError(reply);
-    return PspChargeSchema.parse(reply.json);
-  }
+/** The reply's object when its status is one of `ok`; any other answer is a classified PspError. */
+function expectReply<T>(reply: Reply, ok: readonly number[], schema: z.ZodType<T>): T {
+  if (!ok.includes(reply.status)) throw classifyHttpError(reply);
+  return schema.parse(reply.json);
+}
 
+const OK = [200] as const;
+const OK_OR_CREATED = [200, 201] as const;
+
+function chargeMethods(call: Call) {
+  const chargeAction = async (charge_id: string, action: 'capture' | 'void' | 'refund', idempotency_key: string): Promise<PspCharge> =>
+    expectReply(await call('POST', `/v1/charges/${encodeURIComponent(charge_id)}/${action}`, {}, idempotency_key), OK, PspChargeSchema);
   return {
-    async createCharge(input) {
+    async createCharge(input: CreateChargeInput): Promise<PspCharge> {
       const body = {
         amount: input.amount_minor.toString(),
         currency: input.currency,
@@ -176,89 +193,79 @@ export function createPspClient(opts: { base_url: string; api_key: string; timeo
         ...(input.capture === false ? { capture: false } : {}),
       };
       const reply = await call('POST', '/v1/charges', body, input.idempotency_key);
-      if (reply.status === 200 || reply.status === 201) return PspChargeSchema.parse(reply.json);
       if (reply.status === 402) return declinedCharge(reply.json);
-      throw classifyHttpError(reply);
+      return expectReply(reply, OK_OR_CREATED, PspChargeSchema);
     },
-    async findChargeByIdempotencyKey(idempotency_key) {
-      const reply = await call('GET', `/v1/charges?idempotency_key=${encodeURIComponent(idempotency_key)}`);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      const list = ListSchema.parse(reply.json).data;
+    async findChargeByIdempotencyKey(idempotency_key: string): Promise<PspCharge | null> {
+      const list = expectReply(await call('GET', `/v1/charges?idempotency_key=${encodeURIComponent(idempotency_key)}`), OK, ListSchema).data;
       // Several charges for one key would mean the PSP broke idempotency; the earliest is the one
       // our records should point at, and the duplicate is for reconciliation to surface.
       return list[0] ?? null;
     },
-    async getCharge(charge_id) {
-      const reply = await call('GET', `/v1/charges/${encodeURIComponent(charge_id)}`);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspChargeSchema.parse(reply.json);
-    },
-    captureCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'capture', idempotency_key),
-    voidCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'void', idempotency_key),
-    refundCharge: (charge_id, idempotency_key) => chargeAction(charge_id, 'refund', idempotency_key),
+    getCharge: async (charge_id: string) => expectReply(await call('GET', `/v1/charges/${encodeURIComponent(charge_id)}`), OK, PspChargeSchema),
+    captureCharge: (charge_id: string, idempotency_key: string) => chargeAction(charge_id, 'capture', idempotency_key),
+    voidCharge: (charge_id: string, idempotency_key: string) => chargeAction(charge_id, 'void', idempotency_key),
+    refundCharge: (charge_id: string, idempotency_key: string) => chargeAction(charge_id, 'refund', idempotency_key),
+  };
+}
+
+function moneyOutMethods(call: Call): Pick<PspClient, 'createRefund' | 'createBankAccount' | 'createPayout' | 'getPayout' | 'getDispute' | 'submitDisputeEvidence'> {
+  return {
     async createRefund(input) {
       const body = { charge: input.charge_id, amount: input.amount_minor.toString(), ...(input.reason === null ? {} : { reason: input.reason }) };
-      const reply = await call('POST', '/v1/refunds', body, input.idempotency_key);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspRefundSchema.parse(reply.json);
+      return expectReply(await call('POST', '/v1/refunds', body, input.idempotency_key), OK, PspRefundSchema);
     },
-    async createBankAccount(input) {
-      const reply = await call('POST', '/v1/bank_accounts', input);
-      if (reply.status !== 201) throw classifyHttpError(reply);
-      return PspBankAccountSchema.parse(reply.json);
-    },
+    createBankAccount: async (input) => expectReply(await call('POST', '/v1/bank_accounts', input), [201], PspBankAccountSchema),
     async createPayout(input) {
       const body = { amount: input.amount_minor.toString(), currency: input.currency, destination: input.destination, reference: input.reference };
-      const reply = await call('POST', '/v1/payouts', body, input.idempotency_key);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspPayoutSchema.parse(reply.json);
+      return expectReply(await call('POST', '/v1/payouts', body, input.idempotency_key), OK, PspPayoutSchema);
     },
-    async getPayout(payout_id) {
-      const reply = await call('GET', `/v1/payouts/${encodeURIComponent(payout_id)}`);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspPayoutSchema.parse(reply.json);
-    },
-    async getDispute(dispute_id) {
-      const reply = await call('GET', `/v1/disputes/${encodeURIComponent(dispute_id)}`);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspDisputeSchema.parse(reply.json);
-    },
-    async submitDisputeEvidence(dispute_id, text) {
-      const reply = await call('POST', `/v1/disputes/${encodeURIComponent(dispute_id)}/evidence`, { text });
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspDisputeSchema.parse(reply.json);
-    },
+    getPayout: async (payout_id) => expectReply(await call('GET', `/v1/payouts/${encodeURIComponent(payout_id)}`), OK, PspPayoutSchema),
+    getDispute: async (dispute_id) => expectReply(await call('GET', `/v1/disputes/${encodeURIComponent(dispute_id)}`), OK, PspDisputeSchema),
+    submitDisputeEvidence: async (dispute_id, text) =>
+      expectReply(await call('POST', `/v1/disputes/${encodeURIComponent(dispute_id)}/evidence`, { text }), OK, PspDisputeSchema),
+  };
+}
+
+function checkoutMethods(call: Call): Pick<PspClient, 'createCheckoutSession' | 'getCheckoutSession'> {
+  return {
     async createCheckoutSession(input) {
       const body = { client_reference: input.client_reference, return_url: input.return_url };
-      const reply = await call('POST', '/v1/checkout_sessions', body, input.idempotency_key);
-      if (reply.status !== 200 && reply.status !== 201) throw classifyHttpError(reply);
-      return PspCheckoutSessionSchema.parse(reply.json);
+      return expectReply(await call('POST', '/v1/checkout_sessions', body, input.idempotency_key), OK_OR_CREATED, PspCheckoutSessionSchema);
     },
-    async getCheckoutSession(session_id) {
-      const reply = await call('GET', `/v1/checkout_sessions/${encodeURIComponent(session_id)}`);
-      if (reply.status !== 200) throw classifyHttpError(reply);
-      return PspCheckoutSessionSchema.parse(reply.json);
-    },
-    async openSettlementFile(date, timeout_ms) {
-      let res: Response;
-      try {
-        res = await fetch(new URL(`/v1/settlements/${encodeURIComponent(date)}`, opts.base_url), {
-          headers: { authorization: `Bearer ${opts.api_key}`, accept: 'text/csv' },
-          signal: AbortSignal.timeout(timeout_ms),
-        });
-      } catch (err) {
-        throw classifyNetworkError(err, 'GET');
-      }
-      if (res.status !== 200 || res.body === null) {
-        const text = await res.text();
-        throw classifyHttpError({ status: res.status, json: parseJsonOrNull(text), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) });
-      }
-      const expected = Number(res.headers.get('x-settlement-lines') ?? NaN);
-      return {
-        lines: linesOf(res.body),
-        expected_lines: Number.isSafeInteger(expected) && expected >= 0 ? expected : null,
-      };
-    },
+    getCheckoutSession: async (session_id) =>
+      expectReply(await call('GET', `/v1/checkout_sessions/${encodeURIComponent(session_id)}`), OK, PspCheckoutSessionSchema),
+  };
+}
+
+async function openSettlementFile(opts: PspOptions, date: string, timeout_ms: number): Promise<SettlementDownload> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(`/v1/settlements/${encodeURIComponent(date)}`, opts.base_url), {
+      headers: { authorization: `Bearer ${opts.api_key}`, accept: 'text/csv' },
+      signal: AbortSignal.timeout(timeout_ms),
+    });
+  } catch (err) {
+    throw classifyNetworkError(err, 'GET');
+  }
+  if (res.status !== 200 || res.body === null) {
+    const text = await res.text();
+    throw classifyHttpError({ status: res.status, json: parseJsonOrNull(text), retry_after_s: parseRetryAfter(res.headers.get('retry-after')) });
+  }
+  const expected = Number(res.headers.get('x-settlement-lines') ?? NaN);
+  return {
+    lines: linesOf(res.body),
+    expected_lines: Number.isSafeInteger(expected) && expected >= 0 ? expected : null,
+  };
+}
+
+export function createPspClient(opts: PspOptions): PspClient {
+  const call = createCall(opts);
+  return {
+    ...chargeMethods(call),
+    ...moneyOutMethods(call),
+    ...checkoutMethods(call),
+    openSettlementFile: (date, timeout_ms) => openSettlementFile(opts, date, timeout_ms),
   };
 }
 

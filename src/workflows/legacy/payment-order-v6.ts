@@ -113,22 +113,31 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
   // All-or-nothing: the order ends authorized; its payment captures or voids every order at once.
   if (outcome.status === 'authorized') await localBooks.recordAuthorization(input.order_id);
   if (outcome.status === 'succeeded') {
-    // v2: the wallet is the seller-payable balance, so crediting it and posting the ledger are
-    // one balanced posting. Histories recorded before keep replaying the two-step path.
-    if (patched('books-in-one-posting')) {
-      step = 'recording_capture';
-      // v3: a local activity (see LOCAL_DATABASE_STEP); the PSP call stays a regular activity,
-      // with heartbeats and a server-side timeout, since it talks to the outside world.
-      await (patched('local-database-steps') ? localBooks : books).recordCapture(input.order_id);
-    } else {
-      step = 'crediting_wallet';
-      await books.creditWallet(input.order_id);
-      step = 'posting_ledger';
-      await books.postLedger(input.order_id);
-    }
+    await bookCapture(input.order_id, (s) => {
+      step = s;
+    });
   }
   step = 'done';
   return outcome;
+}
+
+/**
+ * Books a captured order. The wallet is the seller-payable balance, so crediting it and posting
+ * the ledger are one balanced posting; histories recorded before that patch keep replaying the
+ * two-step path. The posting is a local activity (see LOCAL_DATABASE_STEP) where the history has
+ * that patch; the PSP call stays a regular activity, with heartbeats and a server-side timeout,
+ * since it talks to the outside world.
+ */
+async function bookCapture(order_id: string, setStep: (step: OrderStep) => void): Promise<void> {
+  if (patched('books-in-one-posting')) {
+    setStep('recording_capture');
+    await (patched('local-database-steps') ? localBooks : books).recordCapture(order_id);
+    return;
+  }
+  setStep('crediting_wallet');
+  await books.creditWallet(order_id);
+  setStep('posting_ledger');
+  await books.postLedger(order_id);
 }
 
 function reasonOf(err: ActivityFailure): string {
