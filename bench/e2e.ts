@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createDb, type Knex } from '../src/db';
 import { ROOT } from '../src/dev/run-ts';
-import { PAYMENT_STATUSES, isPaymentTerminal } from '../src/domain/status';
+import { TERMINAL_PAYMENT_STATUSES } from '../src/domain/status';
 import { measureCeiling, type CeilingResult } from './ceiling/run';
 import { LIMITS, USAGE, UsageError, parseArgs, type Options } from './e2e/args';
 import { temporalCosts } from './e2e/costs';
@@ -28,7 +28,6 @@ import { ProcSampler, cpuMsPerPayment, postgresPids, round1, type ProcessUsage }
 
 const URL_CHECK_TIMEOUT_MS = 3_000;
 const POLL_POOL_MAX = 2;
-const TERMINAL_PAYMENT_STATUSES = PAYMENT_STATUSES.filter(isPaymentTerminal);
 const IDS_PER_QUERY = 1_000;
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);

@@ -1,4 +1,5 @@
 import type { Knex } from '../../src/db';
+import { TERMINAL_PAYMENT_STATUSES } from '../../src/domain/status';
 
 /**
  * Drives N payments through the API at a steady rate, with at most `sending_max` being sent at
@@ -39,7 +40,7 @@ const TOKENS: [string, number][] = [
 const REPLAY_AFTER_SHARE = 0.08; // sent again once the first answer is in
 const REPLAY_CONCURRENT_SHARE = 0.04; // sent twice at once (one of them may meet 409 first)
 
-export const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'partially_succeeded', 'canceled']);
+export const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_PAYMENT_STATUSES);
 
 export type Replay = 'none' | 'after' | 'concurrent';
 

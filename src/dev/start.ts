@@ -7,6 +7,7 @@ import { createDb, ensureDatabase, migrateLatest } from '../db';
 import { ensureMerchantWithKey } from '../services/merchants';
 import { ensureTemporalCli, startDevServer, waitForTemporal } from './temporal';
 import { prefixOutput, stopProcess, supervise, type Supervised } from './supervisor';
+import { TERMINAL_PAYMENT_STATUSES } from '../domain/status';
 
 /**
  * `npm start`: the whole local stack in one terminal — Temporal dev server (SQLite under .data/),
@@ -75,7 +76,7 @@ async function demoPayment(env: Env): Promise<void> {
   await demoHostedCheckout(api, headers);
 }
 
-const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'partially_succeeded', 'canceled']);
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_PAYMENT_STATUSES);
 
 /** A second payment without a token: its PSP-hosted page is printed for a person to try. */
 async function demoHostedCheckout(api: string, headers: Record<string, string>): Promise<void> {

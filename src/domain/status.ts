@@ -85,6 +85,9 @@ export function isPaymentTerminal(status: PaymentStatus): boolean {
   return STATUS_RANK[status] >= TERMINAL_RANK;
 }
 
+/** Statuses a payment does not leave by itself: decided, then changed only by a refund or a dispute. */
+export const TERMINAL_PAYMENT_STATUSES: readonly PaymentStatus[] = PAYMENT_STATUSES.filter(isPaymentTerminal);
+
 type AnyStatus = OrderStatus | PaymentStatus;
 
 /**
