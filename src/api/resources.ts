@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { DIFFERENCE_CLASSES, ITEM_STATUSES } from '../recon/classify';
 import { ERROR_CODES, ERROR_TYPES } from '../domain/errors';
 import { RefundResource } from './schemas';
+import { PSP_EVENT_ROUTES } from '../domain/psp-events';
+import { DISPUTE_STATUSES, PAYOUT_STATUSES } from '../domain/status';
 
 // Response shapes as the API answers them (the JSON the services build), for the OpenAPI document.
 
@@ -39,7 +41,7 @@ export const PayoutResource = z
     seller_id: z.string(),
     amount: Amount,
     currency: z.string(),
-    status: z.enum(['pending', 'paid', 'failed']),
+    status: z.enum(PAYOUT_STATUSES),
     bank_account_last4: z.string(),
     failure_code: z.string().nullable(),
     run_date: Day.nullable().describe('the scheduled run that made it; null for an on-demand payout'),
@@ -58,7 +60,7 @@ export const DisputeResource = z
     amount: Amount,
     currency: z.string(),
     reason: z.string(),
-    status: z.enum(['needs_response', 'under_review', 'won', 'lost']),
+    status: z.enum(DISPUTE_STATUSES),
     evidence_due_by: Timestamp,
     evidence_submitted_at: Timestamp.nullable(),
     workflow_id: z.string(),
@@ -113,7 +115,7 @@ export const ReconItemResource = z
 export const ReconItemList = listOf(ReconItemResource, 'ReconItemList');
 
 export const WebhookReceipt = z
-  .object({ received: z.literal(true), duplicate: z.boolean(), route: z.enum(['order', 'payment', 'dispute', 'unknown', 'ignored']).describe('where the event went: a workflow, kept for operators (unknown), or kept and ignored') })
+  .object({ received: z.literal(true), duplicate: z.boolean(), route: z.enum(PSP_EVENT_ROUTES).describe('where the event went: a workflow, kept for operators (unknown), or kept and ignored') })
   .meta({ id: 'WebhookReceipt' });
 
 const Probe = z.object({ ok: z.boolean(), error: z.string().optional() });
