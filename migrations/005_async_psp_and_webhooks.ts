@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Hosted checkout, delayed PSP results and webhooks (issue 5):
+ * Hosted checkout, delayed PSP results and webhooks:
  * - statuses grow: requires_payment_method, requires_action, pending, canceled;
  * - the payment keeps its checkout session and return URL; an order keeps the PSP charge's
  *   version (to apply only newer news) and the 3-D Secure URL the buyer must visit;

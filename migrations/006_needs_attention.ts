@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Dead letters (issue 6): an order whose PSP retries ran out is parked as `needs_attention` (and
+ * Dead letters: an order whose PSP retries ran out is parked as `needs_attention` (and
  * its payment with it) until an operator retries or cancels it. The status trigger learns one
  * deliberate step back: an operator's retry moves `needs_attention` to `executing` (`processing`
  * for the payment); it is recorded in status_history like every change.

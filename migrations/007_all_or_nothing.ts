@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Authorize then capture (issue 6): a payment's `capture_method` is `automatic` (each order is
+ * Authorize then capture: a payment's `capture_method` is `automatic` (each order is
  * charged on its own) or `all_or_nothing` (every order is authorized first; all are captured, or
  * the authorized ones are voided). An order between the two steps is `authorized`: money held at
  * the PSP and in the ledger's pending balances, nothing yet owed.

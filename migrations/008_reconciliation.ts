@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Nightly reconciliation (issue 9). The PSP's settlement file for a UTC day is loaded into
+ * Nightly reconciliation. The PSP's settlement file for a UTC day is loaded into
  * `settlement_line` (one row per line, classified against our orders as it is loaded), the
  * differences go to the finance queue `recon_item`, and each run is a `recon_run` row.
  *

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Refunds (issue 8, first part). A captured order can be refunded in parts; `refunded_minor` is
+ * Refunds. A captured order can be refunded in parts; `refunded_minor` is
  * the amount reserved by refunds not failed, so the total never exceeds the captured amount even
  * under concurrent requests (the reservation is one guarded UPDATE). After a sale an order moves
  * forward only: succeeded → partially_refunded → refunded (ranks 10 and 11 after the terminal 9);

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Pay-outs (issue 8, second part). A seller's payout destination is the PSP's token for their
+ * Pay-outs. A seller's payout destination is the PSP's token for their
  * bank account (we keep the token and the last four digits only). A payout reserves the seller's
  * available balance in the ledger (seller_payable → seller_payout_clearing) in the same
  * transaction that writes its row, so a balance never goes below zero through a payout; one

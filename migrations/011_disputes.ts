@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * Disputes (issue 8, third part). A dispute opened by the buyer's bank holds the disputed amount
+ * Disputes. A dispute opened by the buyer's bank holds the disputed amount
  * (ledger: the PSP took it back; the seller's share is held) and marks the order and payment
  * `disputed`; won, the order goes back to where it was; lost, it ends `refunded` (the money went
  * back to the buyer). PSP dispute webhooks are routed to the dispute's workflow (route `dispute`).

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { loadEnv } from '../src/config';
 
 /**
- * Admission control (issue 13). Payment workflows are started by the API's dispatcher, not by the
+ * Admission control. Payment workflows are started by the API's dispatcher, not by the
  * request: a payment row carries the task queue of the API that accepted it, so a dispatcher only
  * starts payments meant for its own workers (one database may serve several task queues: a
  * canary, or the test suite's own-worker stacks). The partial index serves both the dispatcher's

@@ -44,7 +44,7 @@ const EnvSchema = z.object({
   WORKER_METRICS_PORT: port.default(9464),
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
   DEMO_MERCHANT_API_KEY: z.string().min(8).default('sk_test_demo'),
-  // Hosted checkout and delayed PSP results (issue 5).
+  // Hosted checkout and delayed PSP results.
   CHECKOUT_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(7 * 86_400_000).default(30 * 60_000),
   PSP_POLL_INITIAL_MS: z.coerce.number().int().min(500).max(86_400_000).default(60_000),
   PSP_POLL_MAX_MS: z.coerce.number().int().min(500).max(86_400_000).default(3_600_000),

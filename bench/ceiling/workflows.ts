@@ -2,10 +2,10 @@
 // search-attribute upserts and, for the old shape, child options), with activities that do
 // nothing. What is left is the cost of Temporal and the worker alone. Three shapes, so a report
 // can say how far each shape's orchestration could go on the same box:
-// - lean (default, the shape of issue 13): ONE workflow; risk check, every order's charge and
+// - lean (default, the payment workflow's shape): ONE workflow; risk check, every order's charge and
 //   capture, and completePayment all local activities; orders in parallel; one final upsert.
 // - mixed: the same, but chargeOrder a regular activity (the PSP call through the server).
-// - children: the shape before issue 13: a child workflow per order running chargeOrder (regular)
+// - children: the legacy shape (src/workflows/legacy/): a child workflow per order running chargeOrder (regular)
 //   then recordCapture (local), each child upserting its status.
 // Workflow code only: bundled by the worker.
 import {
@@ -54,7 +54,7 @@ export async function CeilingMixedWorkflow(input: CeilingInput): Promise<string>
   return await finish(input.payment_id);
 }
 
-/** The old shape's parent (kept under its old name: reports before issue 13 call it this). */
+/** The legacy shape's parent (its name is the one docs/PERFORMANCE.md's older tables use). */
 export async function CeilingPaymentWorkflow(input: CeilingInput): Promise<string> {
   await steps.riskCheck(input.payment_id);
   await Promise.allSettled(input.order_ids.map((order_id) =>

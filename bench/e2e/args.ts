@@ -67,7 +67,7 @@ export const USAGE = `usage: npm run bench -- --rate R --duration S --orders K [
   --ceiling-shape S shape of those no-op workflows (default lean):
                       lean      one workflow, every step a local activity, orders in parallel
                       mixed     one workflow, chargeOrder a regular activity, the rest local
-                      children  a child workflow per order (the shape before issue 13)
+                      children  a child workflow per order (the legacy shape)
   --overload [M]    after --find-max (from --rate), offer M x the sustainable rate for --duration s,
                     then wait for the drain (at most ${LIMITS.overload_drain_max_s} s); M in (1, ${LIMITS.overload_multiple_max}], default ${LIMITS.overload_multiple_default}
   --sustainable R   with --overload: take R as the sustainable rate instead of running --find-max

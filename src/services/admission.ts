@@ -5,7 +5,7 @@ import { startPaymentWorkflow, type StarterDeps } from './workflow-starter';
 import { claimUnstarted, countBacklog, paymentStatuses, type ClaimedPayment } from '../aggregates/payment';
 
 /**
- * Admission control (issue 13, item 3). Accepting a payment stays cheap (its rows and a 201); the
+ * Admission control. Accepting a payment stays cheap (its rows and a 201); the
  * dispatcher here is the one way payment workflows start, paced to what Temporal and the workers
  * sustain: it keeps at most `window` payments it started in `processing`, oldest first and
  * round-robin across merchants, and adapts the window AIMD-style to how long payments take to

@@ -39,7 +39,7 @@ export const DATABASE_STEP: ActivityOptions = {
 };
 
 /**
- * The same database steps as local activities (v3): they run in the worker that runs the
+ * The same database steps as local activities (payments from the `local-database-steps` patch on): they run in the worker that runs the
  * workflow, recorded as one marker instead of a schedule/start/complete round trip through the
  * server — the server's CPU is what limits throughput on one box (docs/PERFORMANCE.md). Safe
  * because these steps are short and idempotent: after a crash a local activity may run again.
@@ -53,7 +53,7 @@ export const LOCAL_DATABASE_STEP: LocalActivityOptions = {
 };
 
 /**
- * The PSP call as a local activity (v7): run in the worker that runs the payment, recorded as one
+ * The PSP call as a local activity (PaymentWorkflowV7): run in the worker that runs the payment, recorded as one
  * marker, so a payment whose PSP answers at once needs one workflow task. Safe because every PSP
  * step is idempotent by key and asks the PSP first on a repeat; a crashed worker is noticed when
  * the workflow task times out, and its successor runs the step again. Backoff past

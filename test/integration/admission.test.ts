@@ -4,7 +4,7 @@ import { checkoutBody, until } from '../support/flows';
 import { call, newMerchant, settled, type Reply } from '../support/stack';
 
 /**
- * Admission control (issue 13, item 3) on a stack of its own: the API process starts at most one
+ * Admission control on a stack of its own: the API process starts at most one
  * payment at a time (window 1) and the sandbox answers each call after 300 ms, so a burst of
  * sequential POSTs builds a backlog; the bounds are tiny (5 unstarted per merchant, 8 in all).
  */

@@ -6,7 +6,7 @@ import { keepHistory } from '../support/histories';
 import { call, settled, waitForPayment } from '../support/stack';
 
 /**
- * Disputes (issue 8, third part) on a stack of its own with webhooks on: the sandbox PSP opens
+ * Disputes on a stack of its own with webhooks on: the sandbox PSP opens
  * and decides disputes (its test-only admin routes), the `charge.dispute.*` webhooks start and
  * drive each dispute's workflow, which holds and then releases or debits the seller.
  */

@@ -8,7 +8,7 @@ import { keepHistory } from '../support/histories';
 import { call, settled, waitForPayment } from '../support/stack';
 
 /**
- * Pay-outs (issue 8, second part) on a stack of its own (its own payments database, so a run
+ * Pay-outs on a stack of its own (its own payments database, so a run
  * sees only this suite's sellers, and its own sandbox, which counts payouts per seller reference
  * in its ignore-idempotency mode: a duplicate payout would show). Payouts decide in 300 ms and
  * are polled from 500 ms.

@@ -5,7 +5,7 @@ import type { CreateRefundRequest } from '../support/api-client';
 import { keepHistory } from '../support/histories';
 
 /**
- * Refunds (issue 8, first part) through the suite's stack: the API reserves the amount and
+ * Refunds through the suite's stack: the API reserves the amount and
  * answers 201 `pending`; the refund workflow asks the sandbox PSP and books the outcome.
  */
 let api: TestApi;

@@ -47,7 +47,7 @@ export async function PaymentWorkflow(input: PaymentInput): Promise<PaymentState
   setHandler(paymentMethodAttachedSignal, (attached) => {
     payment_method ??= attached.payment_method; // the first token wins; a duplicate is a no-op
   });
-  // v3: database steps as local activities; histories from before keep the remote ones.
+  // Database steps as local activities where the patch is recorded; histories without it keep the remote ones.
   const steps = patched('local-database-steps') ? localSteps : remoteSteps;
 
   if (input.checkout !== undefined) {
