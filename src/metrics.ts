@@ -23,6 +23,7 @@ export const ERROR_CLASSES = [
   FAILURE_TYPES.psp_retryable,
   FAILURE_TYPES.psp_unknown_outcome,
   FAILURE_TYPES.charge_undecided,
+  FAILURE_TYPES.charge_in_flight,
   'CancelledFailure',
   'DatabaseError',
   'KnexTimeoutError',

@@ -1,6 +1,4 @@
 import type { Knex } from 'knex';
-import { ApplicationFailure } from '@temporalio/activity';
-import { FAILURE_TYPES } from '../workflows/contract';
 import { PspChargeSchema, PspError, type PspCharge } from '../psp/client';
 import { assert } from '../domain/assert';
 import { assertOrderMove, isOrderTerminal } from '../domain/status';
@@ -8,7 +6,7 @@ import { capturePosting } from '../domain/ledger';
 import { postInTransaction } from '../ledger/poster';
 import { storeDerivedStatus } from '../aggregates/payment';
 import { claimCharge, loadChargeableOrder, loadOrder, moveToChargeOutcome, releaseCharge, type ChargeableOrder, type OrderRow } from '../aggregates/order';
-import { capturedOrder, isWaiting, outcomeOf, type OrderDeps } from './order-outcome';
+import { capturedOrder, chargeInFlight, isWaiting, outcomeOf, type OrderDeps } from './order-outcome';
 import { toActivityFailure, withHeartbeat } from './psp-call';
 import type { ChargeOutcome } from './types';
 
@@ -84,12 +82,11 @@ async function chargeAtPsp({ psp }: Pick<OrderDeps, 'psp'>, order: ChargeableOrd
   });
 }
 
-/** The claim was refused: another attempt is charging (retry later), or the order moved on (its stored outcome). */
-async function unclaimedCharge(db: Knex, order_id: string): Promise<ChargeOutcome> {
+/** The claim was refused: another attempt is charging (retry when its lease ends), the order is parked, or it moved on (its stored outcome). */
+async function unclaimedCharge({ db, charge_lease_ms }: Pick<OrderDeps, 'db' | 'charge_lease_ms'>, order_id: string): Promise<ChargeOutcome> {
   const order = await loadOrder(db, order_id);
-  if (order.status === 'not_started' || order.status === 'executing' || order.status === 'needs_attention') {
-    throw ApplicationFailure.retryable(`order ${order_id} is being charged by another attempt`, FAILURE_TYPES.charge_in_flight);
-  }
+  if (order.status === 'needs_attention') throw chargeInFlight(order, charge_lease_ms, 'parked for an operator, who decides whether it is charged again');
+  if (order.status === 'not_started' || order.status === 'executing') throw chargeInFlight(order, charge_lease_ms, 'another attempt is charging it');
   return outcomeOf(order);
 }
 
@@ -105,7 +102,7 @@ export function createChargeActivities(deps: OrderDeps) {
       const order = await loadChargeableOrder(db, order_id);
       if (isOrderTerminal(order.status)) return outcomeOf(order);
       const attempt = await claimCharge(db, order_id, deps.charge_lease_ms);
-      if (attempt === null) return await unclaimedCharge(db, order_id);
+      if (attempt === null) return await unclaimedCharge(deps, order_id);
       order.status = 'executing'; // keep the in-memory row in step: the outcome moves from here
       try {
         const charge = await withHeartbeat(chargeAtPsp(deps, order, attempt));
@@ -117,7 +114,7 @@ export function createChargeActivities(deps: OrderDeps) {
           return await applyOutcome(deps, order, { order_id, status: 'failed', psp_reference: null, failure_code: err.code, failure_message: err.message });
         }
         // The next attempt may start at once; it asks the PSP what this one did before sending.
-        await releaseCharge(db, order_id, attempt);
+        await releaseCharge(db, order_id, attempt).catch((release_err: unknown) => log.warn({ order_id, err: release_err }, 'charge lease not released; it expires'));
         throw err instanceof PspError ? toActivityFailure(err) : err;
       }
     },

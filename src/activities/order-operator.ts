@@ -5,7 +5,7 @@ import { assertOrderMove, isOrderTerminal, type OrderStatus } from '../domain/st
 import { storeDerivedStatus } from '../aggregates/payment';
 import { cancelParked, loadChargeableOrder, moveForOperator, refreshParkReason, type FailureFields } from '../aggregates/order';
 import { FAILURE_TYPES } from '../workflows/contract';
-import { FAILURE_MESSAGE_CHARS_MAX, outcomeOf, type OrderDeps } from './order-outcome';
+import { chargeInFlight, chargeLeased, FAILURE_MESSAGE_CHARS_MAX, outcomeOf, type OrderDeps } from './order-outcome';
 import { rethrowPsp, withHeartbeat } from './psp-call';
 import type { ChargeOutcome } from './types';
 
@@ -13,7 +13,7 @@ import type { ChargeOutcome } from './types';
 const UNCHARGED: ReadonlySet<OrderStatus> = new Set(['not_started', 'executing', 'needs_attention']);
 
 /** Moves a parked (or to-be-parked) order and refreshes its payment's status, in one transaction. */
-async function moveParked({ db }: Pick<OrderDeps, 'db'>, order_id: string, to: 'needs_attention' | 'executing', failure: FailureFields): Promise<void> {
+async function moveParked({ db, charge_lease_ms }: Pick<OrderDeps, 'db' | 'charge_lease_ms'>, order_id: string, to: 'needs_attention' | 'executing', failure: FailureFields): Promise<void> {
   const order = await loadChargeableOrder(db, order_id);
   if (order.status === to) {
     // A repeat after a crash, or parked again (a failed cancel): keep the newest reason.
@@ -21,10 +21,17 @@ async function moveParked({ db }: Pick<OrderDeps, 'db'>, order_id: string, to: '
     return;
   }
   assertOrderMove(order.status, to);
-  await db.transaction(async (trx) => {
-    await moveForOperator(trx, order_id, order.status, to, failure);
-    await storeDerivedStatus(trx, order.payment_id);
+  const moved = await db.transaction(async (trx) => {
+    const done = await moveForOperator(trx, order_id, order.status, to, failure);
+    if (done) await storeDerivedStatus(trx, order.payment_id);
+    return done;
   });
+  // Not parked while an attempt still talks to the PSP: retried once it is over, when the
+  // attempt's outcome (if any) is stored and the park step answers it instead.
+  if (!moved && to === 'needs_attention') {
+    const now = await loadChargeableOrder(db, order_id);
+    if (chargeLeased(now)) throw chargeInFlight(now, charge_lease_ms, 'not parked while a charge attempt is in flight');
+  }
 }
 
 /** Void an authorization, refund a capture; a decline or a void/refund already done needs nothing. */

@@ -8,6 +8,8 @@ import type { CapturedOrder } from '../domain/ledger';
 import type { LedgerPoster } from '../ledger/poster';
 import type { OrderRow } from '../aggregates/order';
 import type { ChargeOutcome } from './types';
+import { ApplicationFailure } from '@temporalio/activity';
+import { FAILURE_TYPES } from '../workflows/contract';
 
 export interface OrderDeps {
   db: Knex;
@@ -27,6 +29,27 @@ export function outcomeOf(row: OutcomeRow): ChargeOutcome {
   // Refunded or disputed since: the charge itself succeeded.
   const status = row.status === 'partially_refunded' || row.status === 'refunded' || row.status === 'disputed' ? 'succeeded' : row.status;
   return { order_id: row.id, status, psp_reference: row.psp_reference, failure_code: row.failure_code, failure_message: row.failure_message, psp_version: row.psp_version };
+}
+
+const IN_FLIGHT_RETRY_MS_MIN = 1_000;
+
+/**
+ * Another attempt holds the order's charge lease: retry once it ends — the lease's remaining time,
+ * so a dead attempt's lease costs one retry, not a whole retry budget.
+ */
+export function chargeInFlight(order: Pick<OrderRow, 'id' | 'charge_lease_until'>, lease_ms: number, why: string): ApplicationFailure {
+  const left_ms = order.charge_lease_until === null ? 0 : order.charge_lease_until.getTime() - Date.now();
+  return ApplicationFailure.create({
+    type: FAILURE_TYPES.charge_in_flight,
+    message: `order ${order.id}: ${why}`,
+    nonRetryable: false,
+    nextRetryDelay: Math.min(lease_ms, Math.max(IN_FLIGHT_RETRY_MS_MIN, left_ms)),
+  });
+}
+
+/** A charge attempt is talking to the PSP for this order right now (its lease has not run out). */
+export function chargeLeased(order: Pick<OrderRow, 'charge_lease_until'>): boolean {
+  return order.charge_lease_until !== null && order.charge_lease_until.getTime() > Date.now();
 }
 
 export function isWaiting(status: OrderStatus): boolean {

@@ -119,9 +119,10 @@ export async function listParkedOrders(conn: Conn, limit: number): Promise<Parke
  * the PSP before sending), and leased until `lease_ms` from now, so two attempts can never be in
  * flight at once — a local activity may run again while a slow first run is still calling the PSP
  * (its workflow task timed out under load). The lease ends with the attempt (released, or cleared
- * by the outcome's move) or, if the worker died, by expiring. Answers the attempt number (also
- * the fencing token of its release), or null when the order is not chargeable or another attempt
- * holds it.
+ * by the outcome's move) or, if the worker died, by expiring. An attempt stalled past its lease
+ * (a starved process) could still send after the next one: the order id as the PSP's idempotency
+ * key is what keeps that from charging twice. Answers the attempt number (also the fencing token
+ * of its release), or null when the order is not chargeable or another attempt holds it.
  */
 export async function claimCharge(conn: Knex, order_id: string, lease_ms: number): Promise<number | null> {
   assert(Number.isInteger(lease_ms) && lease_ms > 0, 'a charge lease has a positive length');
@@ -191,9 +192,16 @@ export async function refreshParkReason(conn: Conn, order_id: string, failure: F
   await conn('payment_order').where({ id: order_id, status: 'needs_attention' }).update({ ...failure, updated_at: conn.fn.now() });
 }
 
-/** Parks an order for an operator, or sends a parked one back to `executing`; only from the status read. */
-export async function moveForOperator(trx: Knex.Transaction, order_id: string, from: OrderStatus, to: 'needs_attention' | 'executing', failure: FailureFields): Promise<void> {
-  await trx('payment_order').where({ id: order_id, status: from }).update({ status: to, ...failure, updated_at: trx.fn.now() });
+/**
+ * Parks an order for an operator, or sends a parked one back to `executing`; only from the status
+ * read. Never parks while a charge attempt holds the lease: that attempt may still charge, and a
+ * parked order's charge would wait for an operator who is told nothing was charged. Answers
+ * whether the order moved.
+ */
+export async function moveForOperator(trx: Knex.Transaction, order_id: string, from: OrderStatus, to: 'needs_attention' | 'executing', failure: FailureFields): Promise<boolean> {
+  const query = trx('payment_order').where({ id: order_id, status: from });
+  if (to === 'needs_attention') query.andWhere((q) => q.whereNull('charge_lease_until').orWhere('charge_lease_until', '<=', trx.fn.now()));
+  return (await query.update({ status: to, ...failure, updated_at: trx.fn.now() })) === 1;
 }
 
 /** An operator's cancel of a parked order. */

@@ -72,3 +72,17 @@ it('hands the order to the next attempt when the lease is released or has expire
   await releaseCharge(db, order_id, 2);
   expect(await claimCharge(db, order_id, 60_000)).toBeNull();
 });
+
+it('does not park an order while a charge attempt holds it, and asks to be retried when the lease ends', async () => {
+  const order_id = await newOrder();
+  expect(await claimCharge(db, order_id, 60_000)).toBe(1);
+  const refused = await asLocalActivity(() => activities.chargeOrder(order_id)).catch((err: unknown) => err);
+  expect(refused).toMatchObject({ type: 'ChargeInFlight' });
+  // The retry waits out the lease (about 60 s here), not the PSP step's short backoff.
+  expect(Number((refused as { nextRetryDelay?: unknown }).nextRetryDelay)).toBeGreaterThan(50_000);
+  await expect(asLocalActivity(() => activities.parkOrder(order_id, 'attempts ran out', 'charge'))).rejects.toMatchObject({ type: 'ChargeInFlight' });
+  expect((await db('payment_order').where({ id: order_id }).first()).status).toBe('executing');
+  await releaseCharge(db, order_id, 1);
+  expect(await asLocalActivity(() => activities.parkOrder(order_id, 'attempts ran out', 'charge'))).toBeNull();
+  expect((await db('payment_order').where({ id: order_id }).first()).status).toBe('needs_attention');
+});
