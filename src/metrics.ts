@@ -13,7 +13,7 @@ export function createMetricsRegistry(service: string): Registry {
 
 /**
  * The closed set of `error_class` label values: the ApplicationFailure types our activities throw
- * (`Psp_<kind>` from src/activities/order.ts, `ChargeUndecided`), a raw PspError by its kind, and
+ * (`Psp_<kind>` from src/activities/psp-call.ts, `ChargeUndecided`, `ChargeInFlight`), a raw PspError by its kind, and
  * the error names that reach an activity boundary (database, pool, validation, cancellation, a
  * plain Error such as a failed assertion). Anything else is `other`, so a new error type can
  * never grow the number of series on its own.
@@ -24,6 +24,7 @@ export const ERROR_CLASSES = [
   FAILURE_TYPES.psp_unknown_outcome,
   FAILURE_TYPES.charge_undecided,
   FAILURE_TYPES.charge_in_flight,
+  FAILURE_TYPES.dispute_before_capture,
   'CancelledFailure',
   'DatabaseError',
   'KnexTimeoutError',

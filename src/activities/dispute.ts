@@ -1,4 +1,7 @@
 import type { Knex } from 'knex';
+import { ApplicationFailure } from '@temporalio/activity';
+import { CAPTURED_ORDER_STATUSES } from '../domain/status';
+import { FAILURE_TYPES } from '../workflows/contract';
 import type { Logger } from '../logger';
 import { assert } from '../domain/assert';
 import { disputePosting, type DisputedOrder } from '../domain/ledger';
@@ -35,6 +38,11 @@ export function createDisputeActivities({ db, psp, log }: DisputeDeps) {
         if (await disputeExists(trx, dispute.id)) return;
         const order = await findOrder(trx, { psp_reference: dispute.charge }, { lock: true });
         assert(order !== undefined, `dispute ${dispute.id} is about one of our charges`);
+        // The bank disputes captured money; if our books have not seen the capture yet (its webhook
+        // lost, the poll not due), the dispute waits for it rather than holding money never booked.
+        if (!(CAPTURED_ORDER_STATUSES as readonly string[]).includes(order.status)) {
+          throw ApplicationFailure.retryable(`dispute ${dispute.id}: order ${order.id} is ${order.status}; booked once its capture is`, FAILURE_TYPES.dispute_before_capture);
+        }
         const amount_minor = BigInt(dispute.amount) > BigInt(order.amount_minor) ? order.amount_minor : dispute.amount;
         await insertDispute(trx, {
           id: dispute.id,

@@ -1,7 +1,9 @@
 /**
  * The order home: one seller's part of a payment (table `payment_order`). Its row type, its
- * loaders and its guarded status moves live here and nowhere else; every move names the statuses
- * it may start from in its WHERE clause, so a concurrent move or a stale caller changes nothing.
+ * loaders and its guarded status moves live here and nowhere else. A move that can race names the
+ * statuses it may start from in its WHERE clause, so a concurrent move or a stale caller changes
+ * nothing; the others run under the caller's row lock (each says so). Beneath both, the SQL
+ * trigger of migrations/sql/status.sql refuses any move the rules of src/domain/status.ts refuse.
  */
 import type { Knex } from 'knex';
 import { assert } from '../domain/assert';

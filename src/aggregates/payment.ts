@@ -159,7 +159,7 @@ export async function attachPaymentMethod(conn: Knex, payment_id: string, paymen
 /**
  * Stores the payment's status as derived from its orders, only ever forward: a payment shown as
  * `pending` stays `pending` (not `processing`) while another order is still being charged, and a
- * terminal payment never changes. The status-history trigger (migration 005) is the backstop.
+ * terminal payment never changes. The status-history trigger (migrations/sql/status-history.sql) is the backstop.
  */
 export async function storeDerivedStatus(
   trx: Knex.Transaction,

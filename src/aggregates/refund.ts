@@ -53,7 +53,7 @@ export async function succeededRefundsOfOrder(trx: Knex.Transaction, order_id: s
   return BigInt(done?.total ?? 0);
 }
 
-/** The PSP's decision, once: only a pending refund moves (the caller holds its row lock). */
+/** The PSP's decision, once: the caller holds the refund's row lock and has seen it pending. */
 export async function markRefundSucceeded(trx: Knex.Transaction, refund_id: string, psp_refund_id: string): Promise<void> {
   await trx('refund').where({ id: refund_id }).update({ status: 'succeeded', psp_refund_id, updated_at: trx.fn.now() });
 }

@@ -79,7 +79,7 @@ export interface RouteDef<Q extends z.ZodType = z.ZodType, B extends z.ZodType =
   raw_body?: z.ZodType;
   /** Requires an Idempotency-Key, validated before anything else is read. */
   idempotent?: boolean;
-  /** Runs before the query and body are parsed (checks of path parameters that answer as today). */
+  /** Runs before the query and body are parsed (path-parameter checks, whose errors come before any query or body error). */
   check?: (req: Request) => void;
   middleware?: readonly RequestHandler[];
   success: SuccessSpec;

@@ -102,6 +102,7 @@ export const FAILURE_TYPES = {
   psp_unknown_outcome: 'Psp_unknown_outcome',
   charge_undecided: 'ChargeUndecided',
   charge_in_flight: 'ChargeInFlight',
+  dispute_before_capture: 'DisputeBeforeCapture',
   settlement_file_invalid: 'SettlementFileInvalid',
   settlement_file_unavailable: 'SettlementFileUnavailable',
   settlement_day_invalid: 'SettlementDayInvalid',

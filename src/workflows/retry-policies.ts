@@ -4,7 +4,7 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
  * Every activity's timeouts and retry policy, in one place (primer §4).
  * Exponential backoff from 1 s doubling to a cap (the seed's strategies: immediate = a 0 s
  * interval, fixed = coefficient 1, incremental ≈ a small coefficient; exponential is the default).
- * A PSP `Retry-After` overrides the next delay (nextRetryDelay, src/activities/order.ts).
+ * A PSP `Retry-After` overrides the next delay (nextRetryDelay, src/activities/psp-call.ts).
  * - PSP calls stop after PSP_CALL_ATTEMPTS_MAX attempts (12 ≈ 6 min of backoff): the order is then
  *   parked as `needs_attention` (a dead letter) for an operator to retry or cancel, rather than
  *   retrying silently for ever against a PSP that keeps refusing.

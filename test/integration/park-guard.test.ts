@@ -51,3 +51,14 @@ it('parks an order whose charge has no outcome, and one whose decision is still 
   const charged_pending = await orderIn('pending');
   expect(await activities.parkOrder(charged_pending, 'lost', 'charge')).toMatchObject({ status: 'pending' });
 });
+
+it('books a dispute only once the order\'s capture is booked: before that it waits, retryable, holding nothing', async () => {
+  const order_id = await orderIn('pending');
+  const psp_reference = `ch_${randomBytes(6).toString('hex')}`;
+  await db('payment_order').where({ id: order_id }).update({ psp_reference });
+  const dispute = { id: `dp_${randomBytes(6).toString('hex')}`, charge: psp_reference, amount: '500', currency: 'USD', reason: 'fraudulent', status: 'needs_response' as const, evidence_due_by: Math.floor(Date.now() / 1000) + 86_400, version: 1 };
+  await expect(activities.openDispute(dispute)).rejects.toMatchObject({ type: 'DisputeBeforeCapture', nonRetryable: false });
+  expect(await db('dispute').where({ id: dispute.id }).first()).toBeUndefined();
+  expect((await db('payment_order').where({ id: order_id }).first()).status).toBe('pending');
+  expect(await db('ledger_transaction').where({ order_id })).toHaveLength(0);
+});
