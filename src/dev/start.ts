@@ -71,7 +71,7 @@ async function demoPayment(env: Env): Promise<void> {
     current = (await (await fetch(`${api}/v1/payments/${payment.id}`, { headers })).json()) as typeof payment;
   }
   const link = `${env.TEMPORAL_UI_URL}/namespaces/${env.TEMPORAL_NAMESPACE}/workflows/${payment.workflow_id}`;
-  process.stdout.write(`\n  demo payment ${payment.id}: ${current.status}\n  Temporal UI: ${link}\n  API: ${api} (key ${env.DEMO_MERCHANT_API_KEY})\n\n`);
+  process.stdout.write(`\n  demo payment ${payment.id}: ${current.status}\n  Temporal UI: ${link}\n  API: ${api} (key ${env.DEMO_MERCHANT_API_KEY}), reference ${api}/docs\n\n`);
   if (current.status !== 'succeeded') throw new Error(`demo payment ended ${current.status}`);
   await demoHostedCheckout(api, headers);
 }
