@@ -57,6 +57,17 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
     if (step === 'needs_attention' && command === null) command = c;
   });
 
+  const desk: OperatorDesk = {
+    order_id: input.order_id,
+    psp,
+    async nextCommand() {
+      await condition(() => command !== null);
+      const decision = command as OperatorCommand | null;
+      command = null;
+      return decision;
+    },
+  };
+
   /**
    * Runs a PSP step; if its retries run out, parks the order until an operator retries or
    * cancels (unless the database shows the step did its work after all).
@@ -72,35 +83,9 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
       }
       const before = step;
       step = 'needs_attention';
-      const decided = await parkUntilOperator(reason, for_step);
+      const decided = await parkUntilOperator(desk, reason, for_step);
       if (decided !== null) return decided;
       step = before;
-    }
-  }
-
-  /** Null after a retry; the outcome if there was one after all, or after a cancel. */
-  async function parkUntilOperator(first_reason: string, for_step: 'charge' | 'decision'): Promise<ChargeOutcome | null> {
-    let reason = first_reason;
-    for (;;) {
-      // Histories from before this check recorded no result (undefined): they did park.
-      const already = (await localBooks.parkOrder(input.order_id, reason, for_step)) ?? null;
-      if (already !== null) return already;
-      upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'needs_attention' }]);
-      await condition(() => command !== null);
-      const decision = command as OperatorCommand | null;
-      command = null;
-      if (decision === null) continue;
-      if (decision.action === 'retry') {
-        await localBooks.resumeOrder(input.order_id);
-        upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'executing' }]);
-        return null;
-      }
-      try {
-        return await psp.cancelOrder(input.order_id, decision.reason);
-      } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
-        reason = reasonOf(err); // e.g. the charge is still undecided: stay parked, say why
-      }
     }
   }
 
@@ -119,6 +104,37 @@ export async function PaymentOrderWorkflow(input: PaymentOrderInput): Promise<Ch
   }
   step = 'done';
   return outcome;
+}
+
+/** What parking needs of its order workflow: the order, its PSP steps, and the operator's next command. */
+interface OperatorDesk {
+  order_id: string;
+  psp: ReturnType<typeof proxyActivities<PspSteps>>;
+  nextCommand(): Promise<OperatorCommand | null>;
+}
+
+/** Null after a retry; the outcome if there was one after all, or after a cancel. */
+async function parkUntilOperator(desk: OperatorDesk, first_reason: string, for_step: 'charge' | 'decision'): Promise<ChargeOutcome | null> {
+  let reason = first_reason;
+  for (;;) {
+    // Histories from before this check recorded no result (undefined): they did park.
+    const already = (await localBooks.parkOrder(desk.order_id, reason, for_step)) ?? null;
+    if (already !== null) return already;
+    upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'needs_attention' }]);
+    const decision = await desk.nextCommand();
+    if (decision === null) continue;
+    if (decision.action === 'retry') {
+      await localBooks.resumeOrder(desk.order_id);
+      upsertSearchAttributes([{ key: SA.PaymentStatus, value: 'executing' }]);
+      return null;
+    }
+    try {
+      return await desk.psp.cancelOrder(desk.order_id, decision.reason);
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      reason = reasonOf(err); // e.g. the charge is still undecided: stay parked, say why
+    }
+  }
 }
 
 /**
