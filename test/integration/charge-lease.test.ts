@@ -1,12 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
-import { createActivities } from '../../src/activities';
 import { claimCharge, releaseCharge } from '../../src/aggregates/order';
 import { createDb, type Knex } from '../../src/db';
-import { createRulesRiskProvider, parseRiskRules } from '../../src/domain/risk';
-import { LedgerPoster } from '../../src/ledger/poster';
-import { createLogger } from '../../src/logger';
-import { createPspClient } from '../../src/psp/client';
+import { directActivities, insertOneOrderPayment, type DirectActivities } from '../support/direct-activities';
 
 /**
  * Two runs of one order's charge at once: under load a workflow task can time out while its local
@@ -14,24 +9,14 @@ import { createPspClient } from '../../src/psp/client';
  * sandbox ignores idempotency keys, so only our side can keep the second run from charging.
  */
 let db: Knex;
-let activities: ReturnType<typeof createActivities>;
+let activities: DirectActivities;
 beforeAll(() => {
   db = createDb(String(process.env.DATABASE_URL), 4);
-  const psp = createPspClient({ base_url: String(process.env.PSP_URL), api_key: 'psk_test_sandbox', timeout_ms: 5_000 });
-  activities = createActivities({ db, psp, risk: createRulesRiskProvider(parseRiskRules('', '')), log: createLogger('lease-test', 'silent'), ledger: new LedgerPoster(db), charge_lease_ms: 60_000, settlement_download_timeout_ms: 60_000, payout_minimums: new Map() });
+  activities = directActivities(db, 'lease-test', 5_000);
 });
 afterAll(async () => {
   await db.destroy();
 });
-
-async function newOrder(): Promise<string> {
-  const suffix = randomBytes(6).toString('hex');
-  const merchant_id = `mer_${suffix}`;
-  await db('merchant').insert({ id: merchant_id, name: 'lease' });
-  await db('payment_event').insert({ id: `pay_${suffix}`, merchant_id, buyer_id: 'b', currency: 'USD', amount_minor: '500', status: 'processing', payment_method: 'tok_success', workflow_id: `payment-pay_${suffix}` });
-  await db('payment_order').insert({ id: `ord_${suffix}`, payment_id: `pay_${suffix}`, merchant_id, seller_id: 's', amount_minor: '500', currency: 'USD', status: 'not_started', commission_bps: 300, commission_minor: '15' });
-  return `ord_${suffix}`;
-}
 
 /** What withHeartbeat reads of a local activity's context; the charge never touches the rest. */
 function asLocalActivity<T>(work: () => Promise<T>): Promise<T> {
@@ -44,7 +29,7 @@ async function chargesAtPsp(order_id: string): Promise<number> {
 }
 
 it('sends one charge when two runs of the same order overlap; the other backs off, then reads the outcome', async () => {
-  const order_id = await newOrder();
+  const order_id = await insertOneOrderPayment(db);
   const runs = await Promise.allSettled([asLocalActivity(() => activities.chargeOrder(order_id)), asLocalActivity(() => activities.chargeOrder(order_id))]);
   const done = runs.filter((r) => r.status === 'fulfilled');
   const refused = runs.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -60,7 +45,7 @@ it('sends one charge when two runs of the same order overlap; the other backs of
 });
 
 it('hands the order to the next attempt when the lease is released or has expired, never to a stale release', async () => {
-  const order_id = await newOrder();
+  const order_id = await insertOneOrderPayment(db);
   expect(await claimCharge(db, order_id, 60_000)).toBe(1);
   expect(await claimCharge(db, order_id, 60_000)).toBeNull();
   await releaseCharge(db, order_id, 1);
@@ -74,7 +59,7 @@ it('hands the order to the next attempt when the lease is released or has expire
 });
 
 it('does not park an order while a charge attempt holds it, and asks to be retried when the lease ends', async () => {
-  const order_id = await newOrder();
+  const order_id = await insertOneOrderPayment(db);
   expect(await claimCharge(db, order_id, 60_000)).toBe(1);
   const refused = await asLocalActivity(() => activities.chargeOrder(order_id)).catch((err: unknown) => err);
   expect(refused).toMatchObject({ type: 'ChargeInFlight' });

@@ -1,10 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createActivities } from '../../src/activities';
 import { createDb, type Knex } from '../../src/db';
-import { createRulesRiskProvider, parseRiskRules } from '../../src/domain/risk';
-import { LedgerPoster } from '../../src/ledger/poster';
-import { createLogger } from '../../src/logger';
-import { createPspClient } from '../../src/psp/client';
+import { directActivities, insertOneOrderPayment, type DirectActivities } from '../support/direct-activities';
 
 /**
  * Found by the chaos run: an attempt of chargeOrder wrote `succeeded` and died before reporting
@@ -12,25 +8,20 @@ import { createPspClient } from '../../src/psp/client';
  * park step now answers the stored outcome instead, so the workflow goes on to the books.
  */
 let db: Knex;
-let activities: ReturnType<typeof createActivities>;
+let activities: DirectActivities;
 beforeAll(() => {
   db = createDb(String(process.env.DATABASE_URL), 2);
-  const psp = createPspClient({ base_url: String(process.env.PSP_URL), api_key: 'psk_test_sandbox', timeout_ms: 2_000 });
-  activities = createActivities({ db, psp, risk: createRulesRiskProvider(parseRiskRules('', '')), log: createLogger('park-test', 'silent'), ledger: new LedgerPoster(db), charge_lease_ms: 60_000, settlement_download_timeout_ms: 60_000, payout_minimums: new Map() });
+  activities = directActivities(db, 'park-test', 2_000);
 });
 afterAll(async () => {
   await db.destroy();
 });
 
 async function orderIn(status: string): Promise<string> {
-  const suffix = randomBytes(6).toString('hex');
-  const merchant_id = `mer_${suffix}`;
-  await db('merchant').insert({ id: merchant_id, name: 'park' });
-  await db('payment_event').insert({ id: `pay_${suffix}`, merchant_id, buyer_id: 'b', currency: 'USD', amount_minor: '500', status: 'processing', payment_method: 'tok_success', workflow_id: `payment-pay_${suffix}` });
-  await db('payment_order').insert({ id: `ord_${suffix}`, payment_id: `pay_${suffix}`, merchant_id, seller_id: 's', amount_minor: '500', currency: 'USD', status: 'not_started', commission_bps: 300, commission_minor: '15' });
-  if (status !== 'not_started') await db('payment_order').where({ id: `ord_${suffix}` }).update({ status: 'executing', charge_attempts: 1 });
-  if (status !== 'not_started' && status !== 'executing') await db('payment_order').where({ id: `ord_${suffix}` }).update({ status, psp_reference: 'ch_x', psp_fee_minor: status === 'succeeded' ? '45' : null });
-  return `ord_${suffix}`;
+  const order_id = await insertOneOrderPayment(db);
+  if (status !== 'not_started') await db('payment_order').where({ id: order_id }).update({ status: 'executing', charge_attempts: 1 });
+  if (status !== 'not_started' && status !== 'executing') await db('payment_order').where({ id: order_id }).update({ status, psp_reference: 'ch_x', psp_fee_minor: status === 'succeeded' ? '45' : null });
+  return order_id;
 }
 
 it('answers the stored outcome when the charge was made after all, and parks nothing', async () => {
