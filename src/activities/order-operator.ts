@@ -5,7 +5,7 @@ import { assertOrderMove, isOrderTerminal, type OrderStatus } from '../domain/st
 import { storeDerivedStatus } from '../aggregates/payment';
 import { cancelParked, loadChargeableOrder, moveForOperator, refreshParkReason, type FailureFields } from '../aggregates/order';
 import { FAILURE_TYPES } from '../workflows/contract';
-import { chargeInFlight, chargeLeased, FAILURE_MESSAGE_CHARS_MAX, outcomeOf, type OrderDeps } from './order-outcome';
+import { chargeInFlight, FAILURE_MESSAGE_CHARS_MAX, outcomeOf, type OrderDeps } from './order-outcome';
 import { rethrowPsp, withHeartbeat } from './psp-call';
 import type { ChargeOutcome } from './types';
 
@@ -26,11 +26,12 @@ async function moveParked({ db, charge_lease_ms }: Pick<OrderDeps, 'db' | 'charg
     if (done) await storeDerivedStatus(trx, order.payment_id);
     return done;
   });
-  // Not parked while an attempt still talks to the PSP: retried once it is over, when the
-  // attempt's outcome (if any) is stored and the park step answers it instead.
+  // Still in the status read, yet not moved: only a charge attempt's lease refuses that (the
+  // database's clock decides, not ours). Retried once the attempt is over, when its outcome (if
+  // any) is stored and the park step answers it instead.
   if (!moved && to === 'needs_attention') {
     const now = await loadChargeableOrder(db, order_id);
-    if (chargeLeased(now)) throw chargeInFlight(now, charge_lease_ms, 'not parked while a charge attempt is in flight');
+    if (now.status === order.status) throw chargeInFlight(now, charge_lease_ms, 'not parked while a charge attempt is in flight');
   }
 }
 

@@ -47,11 +47,6 @@ export function chargeInFlight(order: Pick<OrderRow, 'id' | 'charge_lease_until'
   });
 }
 
-/** A charge attempt is talking to the PSP for this order right now (its lease has not run out). */
-export function chargeLeased(order: Pick<OrderRow, 'charge_lease_until'>): boolean {
-  return order.charge_lease_until !== null && order.charge_lease_until.getTime() > Date.now();
-}
-
 export function isWaiting(status: OrderStatus): boolean {
   return status === 'pending' || status === 'requires_action';
 }
